@@ -1,0 +1,101 @@
+"""Which hardware the notebook runs on, and the precision to train in."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import warnings
+
+import torch
+
+NO_GPU_MESSAGE = (
+    "No GPU found: this notebook will run on the CPU, slowly, with small models and samples.\n"
+    "On Colab: Runtime > Change runtime type > Hardware accelerator: T4 GPU > Save, then run all "
+    "cells again.\nOn a laptop: nothing to do, cpu mode is chosen for you."
+)
+
+
+def device() -> str:
+    """Return the torch device name to use: "cuda", "mps" (Apple silicon) or "cpu"."""
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def gpu_info() -> dict:
+    """Name, memory (GiB) and compute capability of the CUDA GPU; an empty dict without one."""
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "name": props.name,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "compute_capability": f"{props.major}.{props.minor}",
+    }
+
+
+def mixed_precision() -> str | None:
+    """The mixed precision to train in: "bf16", "fp16" or None (full fp32).
+
+    bf16 only from compute capability 8.0 (Ampere) on. We do not trust
+    torch.cuda.is_bf16_supported(): it answers True on a T4 (7.5), where bf16 is only
+    emulated and slow. Below 8.0 (T4, V100) we use fp16; on CPU and MPS none.
+    """
+    if not torch.cuda.is_available():
+        return None
+    major, _ = torch.cuda.get_device_capability(0)
+    return "bf16" if major >= 8 else "fp16"
+
+
+def precision_args() -> dict:
+    """Keyword arguments for TrainingArguments that switch on the right mixed precision."""
+    precision = mixed_precision()
+    return {"fp16": precision == "fp16", "bf16": precision == "bf16"}
+
+
+def inference_dtype() -> torch.dtype:
+    """dtype to load a model in for inference: half precision on a GPU, fp32 elsewhere."""
+    precision = mixed_precision()
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    return torch.float32
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
+def warn_if_no_gpu(force: bool = False) -> bool:
+    """Warn, with the fix, when Colab (or `force`) expects a GPU and there is none.
+
+    Returns True when a CUDA GPU is present. The notebook still runs without one.
+    """
+    if torch.cuda.is_available():
+        return True
+    if force or in_colab():
+        warnings.warn(NO_GPU_MESSAGE, stacklevel=2)
+    return False
+
+
+def free_memory(*objects: object) -> None:
+    """Drop references the caller passes in scope, collect garbage and empty the GPU cache.
+
+    Call as `free_memory()` after `del model, trainer` to give a Colab GPU its memory back.
+    """
+    del objects
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gpu_memory_gib() -> float | None:
+    """Peak GPU memory allocated by torch since the last reset, in GiB (None without a GPU)."""
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
