@@ -53,8 +53,13 @@ def download(url: str, target: pathlib.Path, timeout: float = 60) -> pathlib.Pat
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+            expected, received = response.headers.get("Content-Length"), 0
             while chunk := response.read(1 << 20):
                 tmp.write(chunk)
+                received += len(chunk)
+            # urllib returns a short body without an error when the connection drops early.
+            if expected is not None and received != int(expected):
+                raise OSError(f"the connection closed after {received} of {expected} bytes")
         os.replace(tmp_name, target)
     except (urllib.error.URLError, OSError) as error:
         pathlib.Path(tmp_name).unlink(missing_ok=True)
@@ -127,7 +132,7 @@ def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if n == len(df):
         return df.sample(frac=1, random_state=seed)
     counts = df["label"].value_counts()
-    if n < len(counts) or counts.min() < 2:
+    if n < len(counts) or len(df) - n < len(counts) or counts.min() < 2:
         # Too small to stratify: a plain seeded sample, still reproducible.
         return df.sample(n=n, random_state=seed)
     picked, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
@@ -161,3 +166,20 @@ def prepare_texts(df: pd.DataFrame, context: bool = True) -> pd.DataFrame:
     out = df.copy()
     out["text"] = text_with_context(df) if context else text_plain(df)
     return out
+
+
+def course_splits(n_train: int, n_test: int, seed: int, n_valid: int = 0,
+                  context: bool = True) -> dict[str, pd.DataFrame]:
+    """The course's shared split, identical in every notebook for the same settings.
+
+    train: a stratified sample of `n_train` rows of the train file; valid: `n_valid` further rows
+    of the train file (never in train), for choosing the best epoch; test: `n_test` rows of the
+    test file, used only for the final numbers. Each gets a `text` column (see prepare_texts).
+    """
+    train_file, test_file = load_course_data("train"), load_course_data("test")
+    train = sample(train_file, n_train, seed)
+    splits = {"train": train}
+    if n_valid:
+        splits["valid"] = sample(train_file.drop(train.index), n_valid, seed)
+    splits["test"] = sample(test_file, n_test, seed)
+    return {name: prepare_texts(df, context).reset_index(drop=True) for name, df in splits.items()}

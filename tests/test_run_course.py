@@ -1,0 +1,52 @@
+"""The headless course run executes notebooks for real and reports status, time and metric."""
+
+import nbformat
+import pandas as pd
+import pytest
+
+from utils import run_course
+
+
+def write_notebook(path, *sources):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    monkeypatch.setattr(run_course, "NOTEBOOK_DIR", notebooks)
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
+    return notebooks
+
+
+def test_table_reports_ok_failed_and_the_logged_metric(course, tmp_path, capsys):
+    log_cell = (
+        "import os, sys; sys.path.insert(0, " + repr(str(run_course.REPO_ROOT)) + ")\n"
+        "import utils\n"
+        "utils.log_result('a_good', 'baseline', 'tfidf', 50, {'f1_macro': 0.625}, seconds=1.0)"
+    )
+    write_notebook(course / "a_good.ipynb", log_cell)
+    write_notebook(course / "b_bad.ipynb", "x = 1", "raise ValueError('broken on purpose')")
+
+    code = run_course.main(["--mode", "ci", "--out", str(tmp_path / "out"), "--timeout", "120"])
+
+    assert code == 1
+    table = pd.read_csv(tmp_path / "out" / "ci" / "summary.csv")
+    assert list(table["notebook"]) == ["a_good", "b_bad"]
+    assert table.loc[0, "status"] == "ok"
+    assert table.loc[0, "key metric"] == "F1 macro 0.625 (baseline, n=50)"
+    assert table.loc[1, "status"] == "FAILED: ValueError: broken on purpose"
+    assert (table["seconds"] > 0).all()
+    executed = nbformat.read(tmp_path / "out" / "ci" / "b_bad.ipynb", as_version=4)
+    assert executed.cells[0].execution_count == 1  # the executed copy keeps its outputs
+    assert "b_bad" in capsys.readouterr().out
+
+
+def test_unknown_notebook_name_is_a_clear_error(course, tmp_path, capsys):
+    write_notebook(course / "a_good.ipynb", "x = 1")
+    with pytest.raises(SystemExit):
+        run_course.main(["--only", "nope", "--out", str(tmp_path / "out")])
+    assert "no such notebook" in capsys.readouterr().err
