@@ -8,6 +8,7 @@ ci mode the tiny synthetic slices in data/ are used instead.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import tempfile
@@ -82,7 +83,10 @@ def read_course_csv(path: str | pathlib.Path) -> pd.DataFrame:
     """
     path = pathlib.Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No data file at {path}.")
+        raise FileNotFoundError(
+            f"No data file at {path}. Check the path; for the course loader (COURSE_DATA_URL) the "
+            f"files must be named {FILE_NAMES['train']} and {FILE_NAMES['test']}."
+        )
     try:
         df = pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype=str)
     except UnicodeDecodeError as error:
@@ -116,8 +120,12 @@ def load_course_data(split: str) -> pd.DataFrame:
         raise ValueError(f"split must be one of {list(FILE_NAMES)}, not {split!r}.")
     if run_mode() == "ci":
         return read_course_csv(SLICE_DIR / f"{split}.csv")
-    path = download(data_url() + FILE_NAMES[split], cache_dir() / "data" / FILE_NAMES[split])
-    return read_course_csv(path)
+    url = data_url() + FILE_NAMES[split]
+    if url.startswith("file://"):  # a folder on this machine: read it in place, no cache to go stale
+        return read_course_csv(urllib.request.url2pathname(url.removeprefix("file://")))
+    # One cache folder per base URL, so a mirror or your own data never mixes with another source.
+    source_key = hashlib.sha1(data_url().encode()).hexdigest()[:12]
+    return read_course_csv(download(url, cache_dir() / "data" / source_key / FILE_NAMES[split]))
 
 
 def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
