@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 import numpy as np
 import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay
@@ -70,6 +71,10 @@ def plot_learning_curve(results: pd.DataFrame, metric: str = "f1_macro", referen
                             xytext=(5, -10), fontsize=8, color="grey")
     if not results.empty and (results["n_train"] > 0).all() and np.ptp(results["n_train"]) > 0:
         ax.set_xscale("log")
+        # Label the sizes that were run with plain numbers (100, 1000), not "10^2".
+        ax.set_xticks(sorted(results["n_train"].unique()))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(title=title, xlabel="training examples", ylabel=metric.replace("_", " "), ylim=(0, 1))
     if not results.empty:
         ax.legend(fontsize=8)
