@@ -6,9 +6,7 @@ venv exists), else they are skipped with the reason. The test server's search en
 stand-in (tests/argilla_server/README.md): these tests check that data round-trips, not ranking.
 """
 
-import importlib.util
 import pathlib
-import sys
 import uuid
 
 import numpy as np
@@ -21,23 +19,12 @@ from utils import annotation
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _launcher():
-    """tests/argilla_server/launcher.py, loaded once per test session (both test files share it)."""
-    name = "argilla_test_launcher"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "argilla_server" / "launcher.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="session")
-def argilla():
+def argilla(argilla_launcher):
     """(url, api_key) of a server to test against; see the module docstring."""
-    info = _launcher().server_for_tests()
+    info = argilla_launcher.server_for_tests()
     if info is None:
-        pytest.skip(_launcher().SKIP_REASON)
+        pytest.skip(argilla_launcher.SKIP_REASON)
     return info
 
 

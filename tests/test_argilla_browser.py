@@ -10,10 +10,8 @@ ARGILLA_TEST_PASSWORD; the test server's launcher provides them), or when Chromi
 playwright is missing.
 """
 
-import importlib.util
 import pathlib
 import re
-import sys
 import uuid
 
 import pandas as pd
@@ -29,21 +27,11 @@ SCREENSHOT = ARTIFACTS / "argilla-annotation.png"
 TIMEOUT_MS = 60_000
 
 
-def _launcher():
-    name = "argilla_test_launcher"  # the same module object as in test_annotation.py
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "argilla_server" / "launcher.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="module")
-def server():
-    info = _launcher().server_for_tests()
+def server(argilla_launcher):
+    info = argilla_launcher.server_for_tests()
     if info is None:
-        pytest.skip(_launcher().SKIP_REASON)
+        pytest.skip(argilla_launcher.SKIP_REASON)
     if not (info.get("username") and info.get("password")):
         pytest.skip("the browser test signs in with a user name and password: set ARGILLA_TEST_USERNAME and "
                     "ARGILLA_TEST_PASSWORD for the server in ARGILLA_API_URL (launcher.py env prints them)")
