@@ -7,8 +7,10 @@ import pytest
 from utils import run_course
 
 
-def write_notebook(path, *sources):
+def write_notebook(path, *sources, stub=None):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    if stub:  # an exercise stub, as in the course notebooks: tagged, and raising until filled in
+        nb.cells.append(nbformat.v4.new_code_cell(stub, metadata={"tags": ["exercise", "nbval-skip"]}))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -28,7 +30,7 @@ def test_table_reports_ok_failed_and_the_logged_metric(course, tmp_path, capsys)
         "import utils\n"
         "utils.log_result('a_good', 'baseline', 'tfidf', 50, {'f1_macro': 0.625}, seconds=1.0)"
     )
-    write_notebook(course / "a_good.ipynb", log_cell)
+    write_notebook(course / "a_good.ipynb", log_cell, stub="raise NotImplementedError('Exercise 1: ...')")
     write_notebook(course / "b_bad.ipynb", "x = 1", "raise ValueError('broken on purpose')")
 
     code = run_course.main(["--mode", "ci", "--out", str(tmp_path / "out"), "--timeout", "120"])
