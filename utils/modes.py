@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import pathlib
-import random
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -276,8 +275,7 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (transformers.set_seed) so reruns give the same numbers."""
     import transformers
 
-    random.seed(seed)
-    transformers.set_seed(seed)
+    transformers.set_seed(seed)  # seeds random, numpy and torch (all devices)
 
 
 def model_name(path_or_id: str) -> str:
