@@ -1,9 +1,12 @@
 """The headless course run executes notebooks for real and reports status, time and metric."""
 
+import os
+
 import nbformat
 import pandas as pd
 import pytest
 
+import utils
 from utils import run_course
 
 
@@ -52,3 +55,32 @@ def test_unknown_notebook_name_is_a_clear_error(course, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_course.main(["--only", "nope", "--out", str(tmp_path / "out")])
     assert "no such notebook" in capsys.readouterr().err
+
+
+def test_a_notebook_that_logs_no_expected_result_fails(course, tmp_path):
+    # 3_tune_bert must log the TF-IDF and the BERT rows; this one runs cleanly and logs only one.
+    log_cell = (
+        "import sys; sys.path.insert(0, " + repr(str(run_course.REPO_ROOT)) + ")\n"
+        "import utils\n"
+        "utils.log_result('3_tune_bert', utils.APPROACH_CLASSICAL, 'tfidf', 50, {'f1_macro': 0.5}, seconds=1.0)"
+    )
+    write_notebook(course / "3_tune_bert.ipynb", log_cell)
+    write_notebook(course / "4_tune_bert_nli.ipynb", "x = 1")
+
+    code = run_course.main(["--mode", "ci", "--out", str(tmp_path / "out"), "--timeout", "120"])
+
+    assert code == 1
+    table = pd.read_csv(tmp_path / "out" / "ci" / "summary.csv").set_index("notebook")
+    assert table.loc["3_tune_bert", "status"] == f"FAILED: logged no result for {utils.APPROACH_BERT}"
+    assert table.loc["4_tune_bert_nli", "status"].startswith("FAILED: logged no result for ")
+
+
+def test_kernel_env_and_extra_cells_reach_the_run(tmp_path):
+    path = tmp_path / "probe.ipynb"
+    write_notebook(path, "import os")
+    env = {**os.environ, "COURSE_PROBE_VALUE": "from-the-test", "COURSE_RESULTS_DIR": str(tmp_path / "results")}
+    row = run_course.run_notebook(path, tmp_path, timeout=120, env=env,
+                                  extra_cells=["print(os.environ['COURSE_PROBE_VALUE'])"])
+    assert row["status"] == "ok"
+    executed = nbformat.read(tmp_path / "probe.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "from-the-test"

@@ -99,3 +99,24 @@ def peak_gpu_memory_gib() -> float | None:
     if not torch.cuda.is_available():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
+def check_trainable_dtype(model: torch.nn.Module) -> None:
+    """Stop with a clear message when the weights about to be trained are not float32.
+
+    transformers 5 loads a checkpoint in the dtype it was stored in (`dtype="auto"`), and some
+    are stored in float16 (microsoft/deberta-v3-*, ~2 bytes per parameter). Trained as they are,
+    the Trainer's fp16 grad scaler refuses them on a GPU ("Attempting to unscale FP16
+    gradients"), and on a CPU the updates are too coarse to learn. Mixed precision keeps float32
+    weights and only computes in fp16/bf16: the Trainer does that with `precision_args()`.
+    Only trainable weights count, so a LoRA model with a half-precision base passes.
+    """
+    half = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()
+                   if p.requires_grad and p.dtype != torch.float32})
+    if half:
+        raise ValueError(
+            f"The weights to train are {', '.join(half)}, not float32: the checkpoint was stored in half "
+            "precision and loaded as stored. Load the model with `dtype=torch.float32` (e.g. "
+            "`AutoModelForSequenceClassification.from_pretrained(name, dtype=torch.float32)`); mixed "
+            "precision on the GPU comes from the Trainer (utils.precision_args())."
+        )
