@@ -17,12 +17,19 @@ import torch
 import utils
 dev = importlib.import_module("utils.device")  # utils.device is the device() function
 
-no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without a CUDA GPU")
-no_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+WITHOUT_GPU = "checks the behaviour without a CUDA GPU"
+has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def no_gpu(test):
+    """Run `test` only on a machine without a CUDA GPU; on one with a GPU its skip is allowed, also
+    under CI (tests/conftest.py), and test_gpu.py checks the GPU behaviour instead."""
+    test = pytest.mark.skipif(torch.cuda.is_available(), reason=WITHOUT_GPU)(test)
+    return pytest.mark.optional(reason=WITHOUT_GPU)(test)
 
 
 @no_gpu
-@pytest.mark.skipif(no_mps, reason="Apple silicon gives mps")
+@pytest.mark.skipif(has_mps, reason="Apple silicon gives mps")
 def test_device_is_cpu_without_gpu():
     assert utils.device() == "cpu"
 

@@ -141,6 +141,7 @@ def test_log_result_shortens_stand_in_paths(results):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the default device name is the GPU's with one")
+@pytest.mark.optional(reason="the default device name is the GPU's with one")
 def test_log_result_defaults_to_the_current_device_and_mode(results):
     row = utils.log_result("nb", "a", "m", 10, {"f1_macro": 0.5}, 1.0).iloc[0]
     assert (row["device"], row["mode"]) == ("cpu", "ci")
@@ -161,6 +162,76 @@ def test_read_results_filters_by_mode(results):
     assert ci["mode"].tolist() == ["ci", "ci"] and list(ci.index) == [0, 1]
     assert utils.read_results(mode="gpu")["approach"].tolist() == ["approach-gpu"]
     assert len(utils.read_results()) == 4
+
+
+# A log written by an older course version: fewer columns, plus a column of the user's own.
+OLD_LOG = ("time,notebook,approach,model,n_train,f1_macro,accuracy,seconds,device,note\n"
+           "2025-05-01T10:00:00,3_tune_bert,BERT fine-tuned,microsoft/deberta-v3-base,1000,0.8123,0.85,600.0,"
+           "Tesla T4,my first run\n")
+# The current columns in another order (e.g. edited in a spreadsheet): the same count of fields,
+# so appending below it put every value under a wrong name without any error.
+REORDERED = [*metrics.RESULTS_COLUMNS[1:], metrics.RESULTS_COLUMNS[0]]
+REORDERED_LOG = ",".join(REORDERED) + "\n" + ",".join({
+    "time": "2025-05-02T09:00:00", "notebook": "5_nb", "approach": "old approach", "model": "m0", "n_train": "60",
+    "n_test": "30", "f1_macro": "0.5", "seconds": "3.0", "device": "cpu", "mode": "ci"}.get(c, "") for c in REORDERED) + "\n"
+
+
+def log_one(**changes):
+    args = {"notebook": "4_tune_bert_nli", "approach": utils.APPROACH_NLI, "model": "m1", "n_train": 100,
+            "metrics": {"f1_macro": 0.7, "accuracy": 0.75}, "seconds": 2.0, "n_test": 500, "device": "cpu",
+            "mode": "cpu"}
+    return utils.log_result(**{**args, **changes})
+
+
+def test_a_log_with_older_columns_is_migrated_and_keeps_the_users_rows(results):
+    results.parent.mkdir(parents=True)
+    results.write_text(OLD_LOG, encoding="utf-8")
+    log_one()
+    log = utils.read_results()
+    assert list(log.columns) == [*metrics.RESULTS_COLUMNS, "note"]
+    old, new = log.iloc[0], log.iloc[1]
+    assert (old["notebook"], old["n_train"], old["f1_macro"], old["accuracy"], old["seconds"], old["device"],
+            old["note"]) == ("3_tune_bert", 1000, 0.8123, 0.85, 600.0, "Tesla T4", "my first run")
+    assert pd.isna(old["mode"]) and pd.isna(old["n_test"])  # unknown for the old run: left empty
+    assert (new["notebook"], new["model"], new["n_train"], new["n_test"], new["f1_macro"], new["accuracy"],
+            new["device"], new["mode"]) == ("4_tune_bert_nli", "m1", 100, 500, 0.7, 0.75, "cpu", "cpu")
+    assert pd.isna(new["note"])
+    # The old row is written back as it was (as text: no 1000 -> 1000.0), under the new header.
+    lines = results.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join([*metrics.RESULTS_COLUMNS, "note"])
+    assert ",1000,," in lines[1] and "0.8123" in lines[1] and lines[1].endswith(",my first run")
+    assert not [p for p in results.parent.iterdir() if p.name != results.name]  # no temporary file left
+
+    log_one(model="m2")  # the log has the current columns now: a plain append
+    assert utils.read_results()["model"].tolist() == ["microsoft/deberta-v3-base", "m1", "m2"]
+    assert utils.read_results(mode="cpu")["model"].tolist() == ["m1", "m2"]
+
+
+def test_a_log_with_reordered_columns_keeps_each_value_under_its_name(results):
+    # Regression: the new row was appended in RESULTS_COLUMNS order below the other header.
+    results.parent.mkdir(parents=True)
+    results.write_text(REORDERED_LOG, encoding="utf-8")
+    log_one()
+    log = utils.read_results()
+    assert list(log.columns) == metrics.RESULTS_COLUMNS
+    assert log[["notebook", "model", "n_train", "f1_macro", "mode"]].values.tolist() == [
+        ["5_nb", "m0", 60, 0.5, "ci"], ["4_tune_bert_nli", "m1", 100, 0.7, "cpu"]]
+    assert log["time"].iloc[0] == "2025-05-02T09:00:00"
+
+
+def test_an_empty_log_file_gets_a_header(results):
+    results.parent.mkdir(parents=True)
+    results.write_bytes(b"")
+    log_one()
+    assert utils.read_results()["model"].tolist() == ["m1"]
+
+
+def test_reading_an_old_log_by_mode_before_the_next_run(results):
+    results.parent.mkdir(parents=True)
+    results.write_text(OLD_LOG, encoding="utf-8")
+    log = utils.read_results()
+    assert list(log.columns) == [*metrics.RESULTS_COLUMNS, "note"] and len(log) == 1
+    assert utils.read_results(mode="gpu").empty  # no mode column yet: no run matches, no KeyError
 
 
 def test_latest_results_keeps_the_latest_run_per_approach_and_size():

@@ -260,6 +260,7 @@ def test_show_header_seeds_and_explains_stand_ins(monkeypatch, capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the warning given without a GPU")
+@pytest.mark.optional(reason="checks the warning given without a GPU")
 def test_show_header_in_gpu_mode_without_gpu_warns(monkeypatch):
     monkeypatch.setenv("COURSE_MODE", "gpu")
     with pytest.warns(UserWarning, match="Change runtime type"):

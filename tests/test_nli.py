@@ -140,7 +140,7 @@ def test_round_trip_true_hypothesis_highest_gives_perfect_predictions(texts):
 
 
 def test_aggregation_accepts_a_datasets_dataset(texts):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # required (requirements.txt): a missing package must fail, not skip
     pairs = utils.make_nli_pairs(texts, utils.HYPOTHESES, 0, 1)
     dataset = datasets.Dataset.from_pandas(pairs, preserve_index=False).shuffle(seed=1)
     probs = hand_probabilities(dataset.to_pandas())

@@ -3,6 +3,8 @@
 The notebook shows the steps that matter: embedding the texts, the classifier, cleanlab's calls.
 This module holds the plumbing around them: out-of-sample probabilities by cross-validation, the
 ranked table of flagged examples, two plots, and the file that passes the flagged examples on.
+Functions that name the classes take `class_names`: the task's labels in id order (TASK.labels;
+without them, the default task's).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from .data import LABELS, DataError
 from .metrics import results_dir
+from .task import DEFAULT_TASK, Task, task_name
 
 # How notebook 5 names its runs in the results log.
 APPROACH_EMBEDDINGS = "embeddings + logistic regression"
@@ -201,15 +204,20 @@ def bootstrap_f1_differences(y_true, predictions: dict, baseline: str, *, n_resa
     return pd.DataFrame(table).set_index("approach")
 
 
-def label_issues_path() -> pathlib.Path:
-    """Where notebook 5 saves the flagged examples and notebook 6 reads them."""
-    return results_dir() / LABEL_ISSUES_FILE
+def label_issues_path(task: Task | str | None = None) -> pathlib.Path:
+    """Where notebook 5 saves the flagged examples of `task` and notebook 6 reads them.
+
+    One file per task (the default task's has no task in its name), so that runs of two tasks
+    in one results folder never review each other's examples.
+    """
+    name = task_name(task)
+    return results_dir() / (LABEL_ISSUES_FILE if name == DEFAULT_TASK else f"label_issues-{name}.parquet")
 
 
-def save_label_issues(df: pd.DataFrame) -> pathlib.Path:
-    """Save the examples to annotate (e.g. the flagged rows of label_issues_table) for notebook 6.
+def save_label_issues(df: pd.DataFrame, task: Task | str | None = None) -> pathlib.Path:
+    """Save the examples of `task` to annotate (e.g. the flagged rows of label_issues_table) for notebook 6.
 
-    Writes the columns LABEL_ISSUE_COLUMNS (others are left out) to label_issues_path() and
+    Writes the columns LABEL_ISSUE_COLUMNS (others are left out) to label_issues_path(task) and
     returns that path. A previous file is replaced.
     """
     missing = [c for c in LABEL_ISSUE_COLUMNS if c not in df.columns]
@@ -224,7 +232,7 @@ def save_label_issues(df: pd.DataFrame) -> pathlib.Path:
     out["embedding"] = [np.asarray(row, dtype=float).tolist() for row in out["embedding"]]
     if len({len(row) for row in out["embedding"]}) > 1:
         raise ValueError("Every embedding must have the same length.")
-    path = label_issues_path()
+    path = label_issues_path(task)
     # Write to a temporary file and rename: notebook 6 never reads a half-written file.
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
@@ -236,13 +244,13 @@ def save_label_issues(df: pd.DataFrame) -> pathlib.Path:
     return path
 
 
-def load_label_issues() -> pd.DataFrame:
-    """The examples notebook 5 saved, one row each; `embedding` holds a list of floats per row."""
-    path = label_issues_path()
+def load_label_issues(task: Task | str | None = None) -> pd.DataFrame:
+    """The examples of `task` notebook 5 saved, one row each; `embedding` holds a list of floats per row."""
+    path = label_issues_path(task)
     if not path.exists():
         raise FileNotFoundError(
-            f"No flagged examples at {path}. Run notebook 5 (5_data_quality_cleanlab.ipynb) first: it finds "
-            "label issues with cleanlab and saves them there. If you ran it with another COURSE_RESULTS_DIR, "
+            f"No flagged examples at {path}. Run notebook 5 (5_data_quality_cleanlab.ipynb) first, with the same TASK: "
+            "it finds label issues with cleanlab and saves them there. If you ran it with another COURSE_RESULTS_DIR, "
             "set the same folder here."
         )
     df = pd.read_parquet(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import pathlib
@@ -18,6 +19,7 @@ from sklearn.metrics import (
 )
 
 from .modes import REPO_ROOT, model_name
+from .task import DEFAULT_TASK, Task, task_name
 
 # The approaches the course compares, as they are named in the results log.
 APPROACH_CLASSICAL = "classical (TF-IDF + logistic regression)"
@@ -27,7 +29,7 @@ APPROACH_NLI = "BERT-NLI fine-tuned"
 APPROACH_LLM_ZERO_SHOT = "LLM zero-shot"
 APPROACH_LLM_LORA = "LLM LoRA fine-tuned"
 
-RESULTS_COLUMNS = ["time", "notebook", "approach", "model", "n_train", "n_test", "f1_macro", "f1_micro",
+RESULTS_COLUMNS = ["time", "notebook", "task", "approach", "model", "n_train", "n_test", "f1_macro", "f1_micro",
                    "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "seconds", "device", "mode"]
 
 
@@ -91,8 +93,9 @@ def results_log_path() -> pathlib.Path:
 
 def log_result(notebook: str, approach: str, model: str, n_train: int, metrics: dict[str, float],
                seconds: float, n_test: int | None = None, device: str | None = None,
-               mode: str | None = None) -> pd.DataFrame:
-    """Append one run to the results log and return it as a one-row table."""
+               mode: str | None = None, task: Task | str | None = None) -> pd.DataFrame:
+    """Append one run of `task` (a Task or its name; default: the default task) to the results log
+    and return it as a one-row table."""
     from .device import device as current_device, gpu_info
     from .modes import run_mode
 
@@ -102,32 +105,68 @@ def log_result(notebook: str, approach: str, model: str, n_train: int, metrics: 
     clean = {k.removeprefix("eval_"): v for k, v in metrics.items()}
     row = {
         "time": dt.datetime.now().isoformat(timespec="seconds"),
-        "notebook": notebook, "approach": approach, "model": model_name(model), "n_train": int(n_train),
+        "notebook": notebook, "task": task_name(task), "approach": approach, "model": model_name(model),
+        "n_train": int(n_train),
         "n_test": n_test, **{k: round(float(clean[k]), 4) for k in RESULTS_COLUMNS if k in clean},
         "seconds": round(float(seconds), 1), "device": device, "mode": mode or run_mode(),
     }
     frame = pd.DataFrame([row], columns=RESULTS_COLUMNS)
-    path = results_log_path()
-    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+    _append_to_log(results_log_path(), frame)
     return frame
 
 
-def read_results(mode: str | None = None) -> pd.DataFrame:
+def _append_to_log(path: pathlib.Path, frame: pd.DataFrame) -> None:
+    """Append `frame` (RESULTS_COLUMNS) to the log at `path`, whatever columns the log has.
+
+    A log written with other columns (an older course version, or edited by hand) is rewritten
+    with RESULTS_COLUMNS first and the user's extra columns after, every row kept: appending
+    below a different header would put values under the wrong column names without a word.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        frame.to_csv(path, index=False)
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    if header == RESULTS_COLUMNS:
+        frame.to_csv(path, mode="a", header=False, index=False)
+        return
+    # As text, so the user's rows are written back exactly as they were (no 100 -> 100.0).
+    old = pd.read_csv(path, dtype=str, keep_default_na=False)
+    extra = [c for c in old.columns if c not in RESULTS_COLUMNS]
+    merged = pd.concat([old, frame.astype(object)], ignore_index=True).reindex(columns=RESULTS_COLUMNS + extra)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    merged.to_csv(tmp, index=False)
+    os.replace(tmp, path)  # atomic: an interrupted rewrite never loses the log
+
+
+def read_results(mode: str | None = None, task: Task | str | None = None) -> pd.DataFrame:
     """The results log as a table (empty, with the right columns, when nothing was logged yet).
 
-    `mode` keeps only the runs of one run mode, so ci smoke runs never mix with real results.
+    `mode` keeps only the runs of one run mode, so ci smoke runs never mix with real results;
+    `task` (a Task or its name) only the runs of one task, so no comparison mixes two tasks.
+    Rows logged before the log had a task column count as the default task's.
     """
     path = results_log_path()
     if not path.exists():
         return pd.DataFrame(columns=RESULTS_COLUMNS)
     df = pd.read_csv(path)
-    return df if mode is None else df[df["mode"] == mode].reset_index(drop=True)
+    # A log from an older version may lack some columns (log_result adds them on its next write).
+    df = df.reindex(columns=RESULTS_COLUMNS + [c for c in df.columns if c not in RESULTS_COLUMNS])
+    df["task"] = df["task"].fillna(DEFAULT_TASK)  # the only task there was before tasks were data
+    if mode is not None:
+        df = df[df["mode"] == mode]
+    if task is not None:
+        df = df[df["task"] == task_name(task)]
+    return df.reset_index(drop=True)
 
 
 def latest_results(df: pd.DataFrame, metric: str = "f1_macro") -> pd.DataFrame:
-    """The latest run of each approach and training size: the table to compare approaches."""
+    """The latest run of each approach and training size (of each task, when `df` holds several):
+    the table to compare approaches. Pass the runs of one task (read_results(task=...)) to compare."""
     if df.empty:
         return df
     # Whole rows (groupby().last() would mix rows, taking each column's last non-missing value).
-    latest = df.sort_values("time", kind="stable").drop_duplicates(["approach", "n_train"], keep="last")
-    return latest[["approach", "model", "n_train", metric, "seconds", "device"]].sort_values(["n_train", "approach"])
+    task = ["task"] if "task" in df.columns else []
+    latest = df.sort_values("time", kind="stable").drop_duplicates([*task, "approach", "n_train"], keep="last")
+    columns = [*task, "approach", "model", "n_train", metric, "seconds", "device"]
+    return latest[columns].sort_values(["n_train", "approach"])
