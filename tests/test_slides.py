@@ -1,11 +1,15 @@
 """Build the deck and open it in a real headless Chromium: slides, images, errors, screenshot."""
 
+import hashlib
+import importlib.util
+import json
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+import zlib
 
 import pytest
 
@@ -88,3 +92,52 @@ def test_every_slide_has_speaker_notes():
         # Marp directives are comments too (<!-- _class: lead -->); notes are the longer ones.
         notes = [c for c in re.findall(r"<!--(.*?)-->", slide, flags=re.DOTALL) if len(c.split()) >= 8]
         assert notes, f"slide {number} has no speaker notes"
+
+
+# ---------------------------------------------------------------- the committed PDF
+
+
+def slides_build():
+    """slides/build.py as a module (it is a script, not part of the utils package)."""
+    spec = importlib.util.spec_from_file_location("slides_build", ROOT / "slides" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pdf_page_count(data: bytes) -> int:
+    """Pages of a PDF: the /Type /Page objects, also those packed in compressed object streams."""
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+    for match in re.finditer(rb"stream\r?\n", data):
+        try:
+            pages += len(re.findall(rb"/Type\s*/Page(?![s\w])", zlib.decompressobj().decompress(data[match.end():])))
+        except zlib.error:  # an image or other stream that is not zlib-compressed
+            continue
+    return pages
+
+
+def test_the_committed_pdf_was_built_from_the_current_deck_and_figure_inputs():
+    build = slides_build()
+    stamp = json.loads(build.RELEASE_STAMP.read_text(encoding="utf-8"))
+    pdf = build.RELEASE_PDF.read_bytes()
+    assert hashlib.sha256(pdf).hexdigest() == stamp["pdf_sha256"], (
+        f"{build.RELEASE_PDF.name} was replaced without its stamp: rebuild both with `make slides-pdf`.")
+    now = build.source_inputs()
+    changed = sorted(name for name in set(now) | set(stamp["inputs"]) if now.get(name) != stamp["inputs"].get(name))
+    assert not changed, (f"{build.RELEASE_PDF.name} is older than {changed}: rebuild it with `make slides-pdf` "
+                         "(needs Node.js and Chromium) and commit the PDF and its .json stamp.")
+    assert stamp["source_sha256"] == build.source_digest(now)
+
+
+def test_the_committed_pdf_has_one_page_per_slide():
+    pdf = slides_build().RELEASE_PDF.read_bytes()
+    assert pdf[:5] == b"%PDF-"
+    assert pdf_page_count(pdf) == expected_slide_count()
+
+
+def test_the_lora_slide_types_no_size_the_figure_computes():
+    deck = (ROOT / "slides" / "deck.md").read_text(encoding="utf-8")
+    slide = next(s for s in re.split(r"^---$", deck, flags=re.MULTILINE) if "## LoRA" in s)
+    visible = re.sub(r"<!--.*?-->", "", slide, flags=re.DOTALL)
+    assert "figures/lora.png" in visible
+    assert not re.search(r"\d[\d.,]*\s*(MB|GB|%|million|billion)", visible), visible
