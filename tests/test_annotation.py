@@ -19,20 +19,6 @@ from utils import annotation
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-def argilla(argilla_launcher):
-    """(url, api_key) of a server to test against; see the module docstring."""
-    info = argilla_launcher.server_for_tests()
-    if info is None:
-        pytest.skip(argilla_launcher.SKIP_REASON)
-    return info
-
-
-@pytest.fixture(scope="session")
-def client(argilla):
-    return utils.connect(utils.ArgillaCredentials(argilla["url"], argilla["api_key"], "test"))
-
-
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
@@ -213,8 +199,8 @@ def test_suggestion_scores_match_rows_by_text():
 # ---------------------------------------------------------------- against a real server
 
 
-def test_connect_and_who_am_i(client, argilla):
-    table = utils.connection_table(client)
+def test_connect_and_who_am_i(owner, argilla):
+    table = utils.connection_table(owner)
     assert table.loc["server", ""] == argilla["url"]
     assert table.loc["role", ""] in {"owner", "admin", "annotator"}
     assert argilla["api_key"] not in table.to_string()
@@ -230,9 +216,9 @@ def test_a_url_that_is_not_argilla_is_explained(argilla):
         utils.connect(utils.ArgillaCredentials(argilla["url"] + "/sign-in", argilla["api_key"]))
 
 
-def test_round_trip_records_suggestions_responses(client):
+def test_round_trip_records_suggestions_responses(owner, capsys):
     df = review_table(6)
-    dataset, message = utils.get_or_create_dataset(client, unique("round-trip"), utils.review_settings(4))
+    dataset, message = utils.get_or_create_dataset(owner, unique("round-trip"), utils.review_settings(4, client=owner))
     assert message.startswith("Created")
     sent = utils.log_new_records(dataset, utils.review_records(df))
     assert sent.loc["sent now", "records"] == 6
@@ -246,24 +232,26 @@ def test_round_trip_records_suggestions_responses(client):
     assert suggestion.value == df["suggested_label"][0] and suggestion.score == pytest.approx(df["suggested_score"][0])
     assert first.vectors["embedding"] == pytest.approx(df["embedding"][0])
 
-    # Nobody has answered: a clear message, not an empty table.
-    with pytest.raises(utils.AnnotationError, match="has a submitted answer yet"):
-        utils.submitted_responses(client, dataset)
+    # Nobody has answered: a clear message and an empty table with the columns, so the next cells run.
+    capsys.readouterr()
+    nothing = utils.submitted_responses(owner, dataset)
+    assert nothing.empty and list(nothing.columns) == annotation.RESPONSE_COLUMNS
+    assert utils.NO_ANSWERS_YET in capsys.readouterr().out
 
     # A draft and a discarded answer from the owner must not come back; stand-ins submit.
     import argilla as rg
 
-    me = client.me
+    me = owner.me
     draft, discarded = by_id[utils.record_ids(df)[1]], by_id[utils.record_ids(df)[2]]
     draft.responses.add(rg.Response("stance", "Other", user_id=me.id, status="draft"))
     discarded.responses.add(rg.Response("stance", "Other", user_id=me.id, status="discarded"))
     dataset.records.log([draft, discarded])
-    added = utils.add_stand_in_responses(client, dataset, n_annotators=2, seed=1)
+    added = utils.add_stand_in_responses(owner, dataset, n_annotators=2, seed=1)
     assert added["submitted now"].tolist() == [6, 6]
-    again = utils.add_stand_in_responses(client, dataset, n_annotators=2, seed=1)
+    again = utils.add_stand_in_responses(owner, dataset, n_annotators=2, seed=1)
     assert again["submitted now"].tolist() == [0, 0]  # answered records are left alone
 
-    responses = utils.submitted_responses(client, dataset)
+    responses = utils.submitted_responses(owner, dataset)
     assert len(responses) == 12 and set(responses["annotator"]) == {"stand-in-annotator-1", "stand-in-annotator-2"}
     assert set(responses["record_id"]) == set(utils.record_ids(df))
     assert (responses["label"].isin(utils.LABELS)).all()
@@ -275,53 +263,53 @@ def test_round_trip_records_suggestions_responses(client):
     assert "stand-in-annotator-1 vs stand-in-annotator-2" in table.index
 
 
-def test_only_submitted_records_are_fetched_by_the_status_filter(client):
+def test_only_submitted_records_are_fetched_by_the_status_filter(owner):
     import argilla as rg
 
     df = review_table(4)
-    dataset, _ = utils.get_or_create_dataset(client, unique("status-filter"), utils.review_settings(4))
+    dataset, _ = utils.get_or_create_dataset(owner, unique("status-filter"), utils.review_settings(4))
     utils.log_new_records(dataset, utils.review_records(df))
     record = next(r for r in dataset.records() if r.id == utils.record_ids(df)[3])
-    record.responses.add(rg.Response("stance", "Other", user_id=client.me.id, status="submitted"))
+    record.responses.add(rg.Response("stance", "Other", user_id=owner.me.id, status="submitted"))
     dataset.records.log([record])
     query = rg.Query(filter=rg.Filter(("response.status", "==", "submitted")))
     assert [r.id for r in dataset.records(query=query)] == [record.id]
     pending = rg.Query(filter=rg.Filter(("response.status", "==", "pending")))
     assert len(list(dataset.records(query=pending))) == 3
-    responses = utils.submitted_responses(client, dataset)
-    assert responses[["annotator", "label"]].values.tolist() == [[client.me.username, "Other"]]
+    responses = utils.submitted_responses(owner, dataset)
+    assert responses[["annotator", "label"]].values.tolist() == [[owner.me.username, "Other"]]
 
 
-def test_existing_dataset_is_reused_with_its_annotations_or_renamed(client):
+def test_existing_dataset_is_reused_with_its_annotations_or_renamed(owner):
     import argilla as rg
 
     name, df = unique("exists"), review_table(3)
-    dataset, _ = utils.get_or_create_dataset(client, name, utils.review_settings(4))
+    dataset, _ = utils.get_or_create_dataset(owner, name, utils.review_settings(4))
     utils.log_new_records(dataset, utils.review_records(df))
     record = next(iter(dataset.records()))
-    record.responses.add(rg.Response("stance", "Other", user_id=client.me.id, status="submitted"))
+    record.responses.add(rg.Response("stance", "Other", user_id=owner.me.id, status="submitted"))
     dataset.records.log([record])
 
-    again, message = utils.get_or_create_dataset(client, name, utils.review_settings(4), if_exists="reuse")
+    again, message = utils.get_or_create_dataset(owner, name, utils.review_settings(4), if_exists="reuse")
     assert message.startswith("Reusing") and again.id == dataset.id
     sent = utils.log_new_records(again, utils.review_records(review_table(5)))
     assert sent["records"].tolist() == [2, 3, 5]
-    assert len(utils.submitted_responses(client, again)) == 1  # the answer survived the rerun
+    assert len(utils.submitted_responses(owner, again)) == 1  # the answer survived the rerun
 
-    renamed, message = utils.get_or_create_dataset(client, name, utils.review_settings(4), if_exists="new")
+    renamed, message = utils.get_or_create_dataset(owner, name, utils.review_settings(4), if_exists="new")
     assert renamed.name == f"{name}-2" and renamed.id != dataset.id
     with pytest.raises(utils.AnnotationError, match="exists already"):
-        utils.get_or_create_dataset(client, name, utils.review_settings(4), if_exists="error")
+        utils.get_or_create_dataset(owner, name, utils.review_settings(4), if_exists="error")
     with pytest.raises(utils.AnnotationError, match=r"made differently: vectors \{'embedding': 4\} instead"):
-        utils.get_or_create_dataset(client, name, utils.review_settings(8), if_exists="reuse")
-    assert len(utils.submitted_responses(client, dataset)) == 1  # nothing was deleted
+        utils.get_or_create_dataset(owner, name, utils.review_settings(8), if_exists="reuse")
+    assert len(utils.submitted_responses(owner, dataset)) == 1  # nothing was deleted
 
 
-def test_similarity_and_metadata_search_work_on_the_test_server(client):
+def test_similarity_and_metadata_search_work_on_the_test_server(owner):
     import argilla as rg
 
     df = review_table(5)
-    dataset, _ = utils.get_or_create_dataset(client, unique("search"), utils.review_settings(4))
+    dataset, _ = utils.get_or_create_dataset(owner, unique("search"), utils.review_settings(4))
     utils.log_new_records(dataset, utils.review_records(df))
     ids = utils.record_ids(df)
     similar = list(dataset.records(query=rg.Query(similar=rg.Similar(name="embedding", value=df["embedding"][2]))))
@@ -332,14 +320,46 @@ def test_similarity_and_metadata_search_work_on_the_test_server(client):
     assert {r.id for r in dataset.records(query=flagged)} == set(ids[:2])
 
 
-def test_server_rejections_become_clear_errors(client):
-    dataset, _ = utils.get_or_create_dataset(client, unique("reject"), utils.review_settings(4))
+def test_server_rejections_become_clear_errors(owner):
+    dataset, _ = utils.get_or_create_dataset(owner, unique("reject"), utils.review_settings(4))
     bad = utils.review_records(review_table(1), agent="not allowed (brackets)")
     with pytest.raises(utils.AnnotationError, match="refused the records"):
         utils.log_new_records(dataset, bad)
 
 
-def test_stand_ins_need_no_more_than_zero_annotators(client):
-    dataset, _ = utils.get_or_create_dataset(client, unique("none"), utils.review_settings(4))
-    assert utils.add_stand_in_responses(client, dataset, n_annotators=0).empty
+def test_zero_stand_ins_answer_nothing_and_say_so(owner, capsys):
+    dataset, _ = utils.get_or_create_dataset(owner, unique("none"), utils.review_settings(4))
+    utils.log_new_records(dataset, utils.review_records(review_table(2)))
+    assert utils.add_stand_in_responses(owner, dataset, n_annotators=0) is None
+    assert "nobody answers on your behalf" in capsys.readouterr().out
+    assert sum(len(record.responses) for record in dataset.records(with_responses=True)) == 0
+
+
+def test_the_pause_cell_counts_answers_per_annotator_and_status(owner, capsys):
+    import argilla as rg
+
+    df = review_table(4)
+    dataset, _ = utils.get_or_create_dataset(owner, unique("progress"), utils.review_settings(4, client=owner))
+    utils.log_new_records(dataset, utils.review_records(df))
+    assert utils.annotation_progress(owner, dataset) is None
+    shown = capsys.readouterr().out
+    assert f"/dataset/{dataset.id}/annotation-mode" in shown and "No submitted answers yet (0 of 4 records)" in shown
+
+    by_id = {r.id: r for r in dataset.records()}
+    ids = utils.record_ids(df)
+    for record_id, status in [(ids[0], "submitted"), (ids[1], "draft"), (ids[2], "discarded")]:
+        by_id[record_id].responses.add(rg.Response("stance", "Other", user_id=owner.me.id, status=status))
+    dataset.records.log([by_id[i] for i in ids[:3]])
+    utils.add_stand_in_responses(owner, dataset, n_annotators=1, seed=3)
+    table = utils.annotation_progress(owner, dataset)
+    assert table.loc[owner.me.username].to_dict() == {"submitted": 1, "draft": 1, "discarded": 1}
+    assert table.loc["stand-in-annotator-1"].to_dict() == {"submitted": 4, "draft": 0, "discarded": 0}
+    assert "4 of 4 records have at least one submitted answer" in capsys.readouterr().out
+
+
+def test_connect_or_fall_back_uses_the_server_when_it_answers(argilla, capsys):
+    owner = utils.connect_or_fall_back(utils.ArgillaCredentials(argilla["url"], argilla["api_key"]), "argilla")
+    assert owner is not None and owner.me.username
+    assert capsys.readouterr().out == ""  # no fallback message
+    assert utils.connect_or_fall_back(utils.ArgillaCredentials(argilla["url"], argilla["api_key"]), "notebook") is None
 

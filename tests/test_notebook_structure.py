@@ -3,6 +3,8 @@
 import json
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -67,11 +69,15 @@ def test_goals_run_time_and_exercises(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_solutions_are_tagged_and_collapsed(path):
-    for cell in cells(path):
-        if source(cell).startswith("# Solution"):
-            assert "solution" in cell["metadata"].get("tags", [])
-            assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+def test_solutions_are_tagged_and_collapsed_in_jupyter_and_on_colab(path):
+    solutions = [c for c in cells(path) if "solution" in c["metadata"].get("tags", []) or "Solution" in source(c)[:20]]
+    assert solutions
+    for cell in solutions:
+        assert "solution" in cell["metadata"].get("tags", [])
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True  # JupyterLab
+        # Colab ignores source_hidden: it hides the code of a "form" cell, titled by its #@title line.
+        assert cell["metadata"].get("cellView") == "form"
+        assert source(cell).startswith("#@title Solution")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -86,10 +92,47 @@ def test_colab_opens_it_on_a_gpu(path):
     assert metadata.get("accelerator") == "GPU"
 
 
-def test_readme_badges_agree_with_the_repo_url():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    links = re.findall(r"https://colab\.research\.google\.com/github/([^)\s]+)", readme)
-    assert links, "README has no Colab badges"
+@pytest.mark.parametrize("doc", ["README.md", "slides/deck.md"])
+def test_student_links_open_the_student_versions(doc):
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    links = re.findall(r"https://colab\.research\.google\.com/github/([^)\s]+)", text)
+    assert links, f"{doc} has no Colab links"
     for link in links:
-        assert link.startswith(f"{REPO_PATH}/blob/main/notebooks/")
+        assert link.startswith(f"{REPO_PATH}/blob/main/notebooks/student/"), link
         assert (ROOT / link.split("/blob/main/", 1)[1]).exists(), link
+    names = {link.rsplit("/", 1)[1] for link in links}
+    assert names == {p.name for p in NOTEBOOKS}, f"{doc} does not link every notebook"
+
+
+STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks" / "student").glob("*.ipynb"))
+
+
+def test_student_versions_are_committed_and_exactly_what_make_student_writes(tmp_path):
+    from utils import student_versions
+
+    assert [p.name for p in STUDENT_NOTEBOOKS] == [p.name for p in NOTEBOOKS]
+    student_versions.main(["--out", str(tmp_path)])
+    stale = [p.name for p in STUDENT_NOTEBOOKS if p.read_bytes() != (tmp_path / p.name).read_bytes()]
+    assert not stale, f"notebooks/student/ is out of date for {stale}: run `make student` and commit the result"
+
+
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=lambda p: p.stem)
+def test_student_version_has_no_solutions_and_its_badge_opens_itself(path):
+    assert not [c for c in cells(path) if "solution" in c["metadata"].get("tags", []) or "Solution" in source(c)[:20]]
+    badges = re.findall(r"https://colab\.research\.google\.com/github/([^)\s]+)", source(cells(path)[0]))
+    assert badges == [f"{REPO_PATH}/blob/main/notebooks/student/{path.name}"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_bootstrap_on_colab_stops_with_a_fix_when_the_clone_fails(path, tmp_path):
+    bootstrap = next(source(c) for c in cells(path) if c["cell_type"] == "code")
+    # As on Colab, but the repository cannot be reached: a path that does not exist stands in for a
+    # moved fork or a runtime without network, and the clone goes to a temporary folder.
+    bootstrap = bootstrap.replace(f'REPO_URL = "{utils.REPO_URL}"', f'REPO_URL = "{tmp_path / "no-such-repo"}"')
+    bootstrap = bootstrap.replace('pathlib.Path("/content/hands-on-transformers")', f'pathlib.Path("{tmp_path / "clone"}")')
+    script = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n" + bootstrap
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Could not download the course code" in result.stderr
+    assert "Download ZIP" in result.stderr and "run this cell again" in result.stderr
+    assert "Traceback" not in result.stderr  # one message, not a CalledProcessError

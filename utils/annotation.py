@@ -4,6 +4,10 @@ The notebook shows the Argilla calls that matter (settings, records, suggestions
 this module holds the plumbing around them: where the server address and key come from, clear
 messages when something is wrong, the checks on the data sent, and the agreement table.
 
+Without a server (none configured, or it does not answer) the notebook falls back to a form in
+the notebook itself: `client` is then None and `dataset` a utils.annotation_form.NotebookDataset.
+The functions here that take a client or a dataset accept both, and give the same tables back.
+
 `argilla` is imported inside the functions, so `import utils` stays fast in the other notebooks.
 """
 
@@ -20,28 +24,20 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .data import LABEL2ID, LABELS
 from .data_quality import APPROACH_EMBEDDINGS
+from .task import Task, default_task, load_task
 
 # How notebook 6 names its run in the results log.
 APPROACH_EMBEDDINGS_REVIEWED = f"{APPROACH_EMBEDDINGS} (labels reviewed in Argilla)"
 
+ANNOTATE_IN = ("argilla", "notebook")  # the values of notebook 6's ANNOTATE_IN setting
 QUESTION = "stance"  # the name of the label question in the review dataset
 VECTOR = "embedding"  # the name of the vector, for "find similar" in the UI
 STAND_IN_PREFIX = "stand-in-annotator-"
-GUIDELINES = """\
-Each record is one sentence (the **quote**) from a party manifesto, with the sentences around it
-as **context**. Label the quote alone; the context only helps you read it.
+GUIDELINES = default_task().guidelines  # the default task's; each task has its own (TASK.guidelines)
 
-* **Military: Positive** - the quote supports the military: more spending, modernisation,
-  duties towards the armed forces, keeping military alliances.
-* **Military: Negative** - the quote argues against the military or its use: disarmament,
-  less spending, no military interventions.
-* **Other** - the quote is not about the military.
 
-The pre-selected label is a model's suggestion, not the answer. Change it when you disagree,
-then press Submit. Discard a record you cannot judge.
-"""
+NO_ANSWERS_YET = "No answers yet: annotate some records, then rerun the cells from the pause cell (section 5) down."
 
 
 class AnnotationError(Exception):
@@ -58,8 +54,8 @@ class AnnotationError(Exception):
 
 # ---------------------------------------------------------------- connecting
 
-_NO_SERVER = """No Argilla server is configured, so the notebook stops here.
-Give it the address and the API key of a server in one of three ways:
+_NO_SERVER = """No Argilla server is configured.
+To use one, give the notebook the address and the API key of a server in one of three ways:
   1. On Colab: the key icon in the left bar -> add two secrets, ARGILLA_API_URL and
      ARGILLA_API_KEY, and allow this notebook to read them; then run the settings cell again.
   2. Anywhere: set the environment variables ARGILLA_API_URL and ARGILLA_API_KEY before starting Jupyter.
@@ -185,8 +181,36 @@ def connect(credentials: ArgillaCredentials, timeout: int = 30, retries: int = 1
     return client
 
 
+def connect_or_fall_back(credentials: ArgillaCredentials, annotate_in: str = "argilla", timeout: int = 30,
+                         retries: int = 1):
+    """An Argilla client (see `connect`), or None: annotate in the notebook instead. Says which, and why.
+
+    `annotate_in` is "argilla" (connect; if that fails, print why and fall back to the notebook) or
+    "notebook" (no server at all). Anything else is an AnnotationError.
+    """
+    if annotate_in not in ANNOTATE_IN:
+        raise AnnotationError(f"ANNOTATE_IN must be 'argilla' (Argilla's web page, falling back to the notebook when "
+                              f"no server answers) or 'notebook' (a form in this notebook), not {annotate_in!r}.")
+    if annotate_in == "notebook":
+        print("ANNOTATE_IN = 'notebook': no server; you annotate in a form in this notebook (section 5).")
+        return None
+    try:
+        return connect(credentials, timeout=timeout, retries=retries)
+    except AnnotationError as error:
+        print("You annotate in a form in this notebook instead (section 5); everything after it works the same.\n"
+              f"Why not on the server: {error}\n"
+              "To use the server, fix that and run again from the settings cell. To annotate in the notebook without "
+              "this message, set ANNOTATE_IN = 'notebook'.")
+        return None
+
+
 def connection_table(client) -> pd.DataFrame:
-    """Who you are on the server: address, user, role, workspaces, server version (never the key)."""
+    """Who you are on the server: address, user, role, workspaces, server version (never the key).
+
+    With no server (`client` None), where the annotation happens instead.
+    """
+    if client is None:
+        return pd.DataFrame({"": {"server": "none", "annotate in": "this notebook: a form in section 5"}})
     me = client.me
     info = {
         "server": client.api_url,
@@ -252,9 +276,12 @@ def select_for_review(issues: pd.DataFrame, n: int, only_flagged: bool = False,
     return picked.sort_values("label_quality", kind="stable").head(n)
 
 
-def suggestion_scores(examples: pd.DataFrame, train: pd.DataFrame, pred_probs) -> pd.Series:
+def suggestion_scores(examples: pd.DataFrame, train: pd.DataFrame, pred_probs,
+                      task: Task | str | None = None) -> pd.Series:
     """The model's probability for its suggested label, per example, from the out-of-sample
-    probabilities of the training rows (matched by text and given label; NaN when not found)."""
+    probabilities of the training rows (matched by text and given label; NaN when not found).
+    The columns of `pred_probs` are the task's label ids."""
+    label2id = load_task(task).label2id
     pred_probs = np.asarray(pred_probs)
     if len(pred_probs) != len(train):
         raise ValueError(f"pred_probs has {len(pred_probs)} rows but train has {len(train)}: one row per example.")
@@ -262,35 +289,60 @@ def suggestion_scores(examples: pd.DataFrame, train: pd.DataFrame, pred_probs) -
     rows = record_ids(examples).map(row_of)
     scores = []
     for row, suggested in zip(rows, examples["suggested_label"]):
-        scores.append(np.nan if pd.isna(row) else float(pred_probs[int(row), LABEL2ID[suggested]]))
+        scores.append(np.nan if pd.isna(row) else float(pred_probs[int(row), label2id[suggested]]))
     return pd.Series(scores, index=examples.index, name="suggested_score")
 
 
 # ---------------------------------------------------------------- dataset and records
 
 
-def review_settings(embedding_dimensions: int, labels: list[str] | None = None, guidelines: str = GUIDELINES):
+class _NoServer:
+    """What Argilla's settings classes get as their client when there is no server.
+
+    Each field, question, metadata property and vector keeps a client for later calls to the
+    server, and without one the SDK tries to connect to a default server. Building settings sends
+    nothing, so with no server (annotating in the notebook) this empty stand-in is enough; on a
+    server, the dataset made from the settings binds them to its own client.
+    """
+
+    class api:  # noqa: N801 - the attribute names the SDK reads
+        fields = questions = metadata = vectors = None
+
+
+def review_settings(embedding_dimensions: int, labels: list[str] | None = None, guidelines: str | None = None,
+                    client=None, task: Task | str | None = None):
     """The review dataset's settings: what annotators see (fields), what they answer (the label
-    question), what they can filter by (metadata) and the vector behind "find similar"."""
+    question), what they can filter by (metadata) and the vector behind "find similar".
+
+    `client` is the connected client, or None without a server: the design is the same either way.
+    The label question offers the task's labels and the guidelines are the task's, unless `labels`
+    or `guidelines` say otherwise.
+    """
     import argilla as rg
 
-    labels = list(LABELS if labels is None else labels)
+    task = load_task(task)
+    labels = list(task.labels if labels is None else labels)
+    guidelines = task.guidelines if guidelines is None else guidelines
     if not isinstance(embedding_dimensions, (int, np.integer)) or embedding_dimensions <= 0:
         raise AnnotationError(f"The embedding size must be a positive whole number, got {embedding_dimensions!r}.")
+    client = client or _NoServer()
     return rg.Settings(
         guidelines=guidelines,
         fields=[
-            rg.TextField(name="quote", title="Quote: label this sentence"),
-            rg.TextField(name="context", title="Context: the sentences around it", required=False, use_markdown=True),
+            rg.TextField(name="quote", title="Quote: label this sentence", client=client),
+            rg.TextField(name="context", title="Context: the sentences around it", required=False, use_markdown=True,
+                         client=client),
         ],
-        questions=[rg.LabelQuestion(name=QUESTION, title="Stance of the quote towards the military", labels=labels)],
+        questions=[rg.LabelQuestion(name=QUESTION, title=f"Label of the quote ({task.name})", labels=labels,
+                                    client=client)],
         metadata=[
-            rg.FloatMetadataProperty(name="label_quality", title="Label quality (low: doubtful label)"),
-            rg.TermsMetadataProperty(name="given_label", title="Label in the data set", options=labels),
-            rg.TermsMetadataProperty(name="split", title="Split"),
-            rg.TermsMetadataProperty(name="flagged", title="Flagged by cleanlab", options=["yes", "no"]),
+            rg.FloatMetadataProperty(name="label_quality", title="Label quality (low: doubtful label)", client=client),
+            rg.TermsMetadataProperty(name="given_label", title="Label in the data set", options=labels, client=client),
+            rg.TermsMetadataProperty(name="split", title="Split", client=client),
+            rg.TermsMetadataProperty(name="flagged", title="Flagged by cleanlab", options=["yes", "no"], client=client),
         ],
-        vectors=[rg.VectorField(name=VECTOR, title="Sentence embedding", dimensions=int(embedding_dimensions))],
+        vectors=[rg.VectorField(name=VECTOR, title="Sentence embedding", dimensions=int(embedding_dimensions),
+                                _client=client)],
     )
 
 
@@ -298,9 +350,11 @@ def _text(value: object) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
 
 
-def check_review_table(df: pd.DataFrame, labels: list[str] | None = None) -> None:
-    """AnnotationError naming the rows and columns that cannot become records; None when all is well."""
-    labels = list(LABELS if labels is None else labels)
+def check_review_table(df: pd.DataFrame, labels: list[str] | None = None, task: Task | str | None = None) -> None:
+    """AnnotationError naming the rows and columns that cannot become records; None when all is well.
+
+    Labels must be the task's (or `labels`)."""
+    labels = list(load_task(task).labels if labels is None else labels)
     if df.empty:
         raise AnnotationError("There are no examples to send: the table is empty. Check the selection above.")
     missing = [c for c in REVIEW_COLUMNS if c not in df.columns]
@@ -333,17 +387,19 @@ def context_markdown(row: pd.Series) -> str:
     return " ".join(p for p in parts if p)
 
 
-def review_records(df: pd.DataFrame, agent: str = "embeddings-logistic-regression") -> list:
+def review_records(df: pd.DataFrame, agent: str = "embeddings-logistic-regression",
+                   task: Task | str | None = None) -> list:
     """One `argilla.Record` per row, with the model's suggestion (label and score) pre-filled.
 
     Uses the columns text_original, text_preceding, text_following (context), label_text (the given
     label), suggested_label, suggested_score (optional), label_quality, split, is_label_issue and
-    embedding (optional). Rows that cannot become records raise an AnnotationError (see check_review_table).
+    embedding (optional). Rows that cannot become records, e.g. with a label `task` does not have,
+    raise an AnnotationError (see check_review_table).
     `agent` names the suggestion's source; Argilla allows letters, digits, spaces and - _ : . / in it.
     """
     import argilla as rg
 
-    check_review_table(df)
+    check_review_table(df, task=task)
     ids = record_ids(df)
     records = []
     for record_id, (_, row) in zip(ids, df.iterrows()):
@@ -397,17 +453,30 @@ def default_workspace(client) -> str:
     return names[0]
 
 
+def notebook_datasets_dir():
+    """Where the datasets annotated in the notebook (no server) keep their files: under results/."""
+    from .metrics import output_dir
+
+    return output_dir("6_annotation_argilla/in-notebook")
+
+
 def get_or_create_dataset(client, name: str, settings, workspace: str | None = None, if_exists: str = "reuse"):
     """The review dataset on the server, and a sentence saying what happened.
 
     If a dataset called `name` exists already: "reuse" keeps it and its annotations (when its design
     matches `settings`), "new" creates the first free name `name-2`, `name-3`, ... and "error" stops.
     Nothing is ever deleted: to start over, delete the dataset yourself in the web page.
+    With no server (`client` None), the same for a NotebookDataset under notebook_datasets_dir().
     """
     import argilla as rg
 
     if if_exists not in {"reuse", "new", "error"}:
         raise AnnotationError(f"IF_EXISTS must be 'reuse', 'new' or 'error', not {if_exists!r}.")
+    if client is None:
+        from .annotation_form import NotebookDataset
+
+        return NotebookDataset.open(notebook_datasets_dir(), name, settings.questions[QUESTION].labels,
+                                    settings.guidelines or "", if_exists=if_exists)
     workspace = workspace or default_workspace(client)
     existing = _find_dataset(client, name, workspace)
     if existing is not None:
@@ -433,6 +502,21 @@ def get_or_create_dataset(client, name: str, settings, workspace: str | None = N
     return dataset, f"Created the dataset {name!r} in workspace {workspace!r}."
 
 
+_ANNOTATOR_ONLY = """Your user may annotate but not {what} from Python: only an owner or admin can (this
+server's rule for the role 'annotator'). In a class the instructor has made the dataset with its
+records (python -m utils.classroom): annotate in the web page, {url},
+and your instructor pulls back the class's answers. Working alone? Use the owner's API key."""
+
+
+def _forbidden(error: Exception) -> bool:
+    """True for the server's "403 Forbidden": the user's role does not allow the request."""
+    return getattr(error, "status_code", None) == 403
+
+
+def _annotate_url(dataset) -> str:
+    return f"{dataset._client.api_url}/dataset/{dataset.id}/annotation-mode"
+
+
 def existing_record_ids(dataset) -> set[str]:
     """The ids of the records the dataset holds already."""
     return {str(record.id) for record in dataset.records(with_suggestions=False, with_responses=False,
@@ -456,10 +540,38 @@ def _log(dataset, records: list) -> None:
         sdk_log.setLevel(level)
 
 
+def _check_vector_sizes(dataset, records: list) -> None:
+    """AnnotationError when the records' vectors do not have the size the dataset was made with.
+
+    The server refuses them anyway, but its message names neither the cause nor the fix.
+    """
+    for vector in dataset.settings.vectors:
+        found = sorted({len(r.vectors[vector.name]) for r in records if vector.name in r.vectors})
+        if found and found != [vector.dimensions]:
+            raise AnnotationError(
+                f"The records' {vector.name!r} vectors have {' or '.join(map(str, found))} numbers, but the dataset "
+                f"{dataset.name!r} was made for {vector.dimensions}: the embeddings come from another model than "
+                "the dataset's. Use the embedding model the dataset was made with (EMBEDDING_MODEL), or set "
+                "IF_EXISTS = 'new' to make a new dataset."
+            )
+
+
 def log_new_records(dataset, records: list) -> pd.DataFrame:
     """Send the records that the dataset does not hold yet; those it holds stay as they are,
-    with their annotations. Returns a small table of what was sent and what was kept."""
-    have = existing_record_ids(dataset)
+    with their annotations. Returns a small table of what was sent and what was kept.
+
+    `dataset` is on a server or a NotebookDataset (no server); the table is the same."""
+    from .annotation_form import NotebookDataset, record_rows
+
+    if isinstance(dataset, NotebookDataset):
+        return dataset.add_records(record_rows(records))
+    _check_vector_sizes(dataset, records)
+    try:
+        have = existing_record_ids(dataset)
+    except Exception as error:  # the SDK's ForbiddenError; anything else is raised as it is
+        if not _forbidden(error):
+            raise
+        raise AnnotationError(_ANNOTATOR_ONLY.format(what="read or add records", url=_annotate_url(dataset))) from None
     new = [r for r in records if str(r.id) not in have]
     if new:
         _log(dataset, new)
@@ -481,8 +593,8 @@ def stand_in_annotators(client, dataset, n: int) -> list:
     import argilla as rg
 
     role = str(getattr(client.me.role, "value", client.me.role))
-    if role not in {"owner", "admin"}:
-        raise AnnotationError(f"Your user has the role {role!r}: only an owner or admin can create the stand-in "
+    if role != "owner":  # Argilla 2.x lets only owners create users, admins included
+        raise AnnotationError(f"Your user has the role {role!r}: only the server's owner can create the stand-in "
                               "annotators. Set STAND_IN_ANNOTATORS = 0 and annotate in the web page instead.")
     workspace = dataset.workspace
     users = []
@@ -500,18 +612,46 @@ def stand_in_annotators(client, dataset, n: int) -> list:
     return users
 
 
+def _stand_in_label(rng: np.random.Generator, suggestion: str | None, given: str, accept_suggestion: float) -> str:
+    """A stand-in's answer: the model's suggestion with probability `accept_suggestion`, else the given label."""
+    return suggestion if suggestion is not None and rng.random() < accept_suggestion else given
+
+
+def _add_stand_in_answers(dataset, n_annotators: int, accept_suggestion: float, seed: int) -> pd.DataFrame:
+    """add_stand_in_responses for a NotebookDataset (no server): the answers go into its answers file."""
+    rng = np.random.default_rng(seed)
+    names = [f"{STAND_IN_PREFIX}{k}" for k in range(1, n_annotators + 1)]
+    answered = set(zip(dataset.answers["record_id"], dataset.answers["annotator"]))
+    answers = []
+    for record in dataset.records.itertuples():
+        for name in names:
+            if (record.record_id, name) not in answered:
+                label = _stand_in_label(rng, record.suggested_label, record.given_label, accept_suggestion)
+                answers.append({"record_id": record.record_id, "annotator": name, "status": "submitted",
+                                "label": label})
+    dataset.add_answers(answers)
+    return pd.DataFrame({"submitted now": {name: sum(a["annotator"] == name for a in answers) for name in names}})
+
+
 def add_stand_in_responses(client, dataset, n_annotators: int, accept_suggestion: float = 0.7,
-                           seed: int = 42) -> pd.DataFrame:
+                           seed: int = 42) -> pd.DataFrame | None:
     """Submit answers from code, standing in for human annotators (in CI, or to try the steps alone).
 
     Each stand-in takes the model's suggestion with probability `accept_suggestion`, else keeps the
-    given label. Records a stand-in has answered before are left alone. Returns answers per stand-in.
-    These answers say nothing about the data: only humans can say which label is right.
+    given label. Records a stand-in has answered before are left alone. Returns answers per stand-in;
+    with no stand-ins (`n_annotators` 0) it says so and returns None. `dataset` is on a server or a
+    NotebookDataset. These answers say nothing about the data: only humans can say which label is right.
     """
     import argilla as rg
 
+    from .annotation_form import NotebookDataset
+
     if n_annotators <= 0:
-        return pd.DataFrame({"submitted now": {}})
+        print("No stand-in annotators (STAND_IN_ANNOTATORS = 0): nobody answers on your behalf, so every answer "
+              "counted below is a person's.")
+        return None
+    if isinstance(dataset, NotebookDataset):
+        return _add_stand_in_answers(dataset, n_annotators, accept_suggestion, seed)
     users = stand_in_annotators(client, dataset, n_annotators)
     rng = np.random.default_rng(seed)
     counts = {user.username: 0 for user in users}
@@ -525,7 +665,7 @@ def add_stand_in_responses(client, dataset, n_annotators: int, accept_suggestion
         for user in users:
             if str(user.id) in answered:
                 continue
-            label = suggestion if suggestion is not None and rng.random() < accept_suggestion else given
+            label = _stand_in_label(rng, suggestion, given, accept_suggestion)
             record.responses.add(rg.Response(question_name=QUESTION, value=label, user_id=user.id, status="submitted"))
             counts[user.username] += 1
             added = True
@@ -534,6 +674,57 @@ def add_stand_in_responses(client, dataset, n_annotators: int, accept_suggestion
     if changed:
         _log(dataset, changed)
     return pd.DataFrame({"submitted now": counts})
+
+
+# ---------------------------------------------------------------- how far the annotation is
+
+
+def _server_answers(client, dataset) -> tuple[list[tuple[str, str, str]], int]:
+    """(annotator, status, record id) of every answer on the server (submitted, draft or discarded),
+    and the number of records."""
+    names = _usernames(client)
+    try:
+        records = list(dataset.records(with_suggestions=False, with_responses=True, with_vectors=False))
+    except Exception as error:  # the SDK's ForbiddenError; anything else is raised as it is
+        if not _forbidden(error):
+            raise
+        raise AnnotationError(_ANNOTATOR_ONLY.format(what="count the answers", url=_annotate_url(dataset))) from None
+    answers = [(names.get(str(response.user_id), str(response.user_id)),
+                str(getattr(response.status, "value", response.status)), str(record.id))
+               for record in records for response in record.responses]
+    return answers, len(records)
+
+
+def annotation_progress(client, dataset) -> pd.DataFrame | None:
+    """The pause cell: what to do, then how many answers each annotator has given so far.
+
+    Prints where to annotate (the web page, or the form for a NotebookDataset) and how many records
+    have a submitted answer; returns a table of answers per annotator and status, or None when
+    nobody has answered anything yet. Rerun it while people annotate.
+    """
+    from .annotation_form import STATUSES, NotebookDataset
+
+    if isinstance(dataset, NotebookDataset):
+        where, statuses = "in the form above", list(STATUSES)
+        answers = list(dataset.answers[["annotator", "status", "record_id"]].itertuples(index=False, name=None))
+        n_records = len(dataset.records)
+    else:
+        where, statuses = f"in the web page, {_annotate_url(dataset)}", ["submitted", "draft", "discarded"]
+        answers, n_records = _server_answers(client, dataset)
+    print(f"Annotate {where}: read the quote, keep or change the suggested label, submit. Rerun this cell to count; "
+          "when you have submitted what you want, run the cells below.")
+    table = pd.DataFrame(answers, columns=["annotator", "status", "record_id"])
+    answered = table.loc[table["status"] == "submitted", "record_id"].nunique()
+    if answered == 0:
+        drafts = " Drafts do not count: press Submit." if (table["status"] == "draft").any() else ""
+        print(f"No submitted answers yet (0 of {n_records} records).{drafts} Annotate, then rerun this cell.")
+    else:
+        print(f"{answered} of {n_records} records have at least one submitted answer.")
+    if table.empty:
+        return None
+    counts = pd.crosstab(table["annotator"], table["status"]).reindex(columns=statuses, fill_value=0)
+    counts.columns.name = "answers"
+    return counts
 
 
 # ---------------------------------------------------------------- reading the answers back
@@ -552,15 +743,29 @@ def _usernames(client) -> dict[str, str]:
 def submitted_responses(client, dataset) -> pd.DataFrame:
     """Every submitted answer, one row per record and annotator (drafts and discarded ones left out).
 
-    Only records with at least one submitted answer are fetched (a filter on the server); an
-    AnnotationError says so when nobody has submitted anything yet.
+    Only records with at least one submitted answer are fetched (a filter on the server). `dataset`
+    is on a server or a NotebookDataset (no server): the table is the same. With no submitted answer
+    yet it says so and returns the table empty, so the cells after it run and show nothing.
     """
     import argilla as rg
 
+    from .annotation_form import NotebookDataset
+
+    if isinstance(dataset, NotebookDataset):
+        responses = dataset.submitted_responses()
+        if responses.empty:
+            print(NO_ANSWERS_YET)
+        return responses
     names = _usernames(client)
     query = rg.Query(filter=rg.Filter(("response.status", "==", "submitted")))
     rows = []
-    for record in dataset.records(query=query, with_suggestions=True, with_responses=True, with_vectors=False):
+    try:
+        records = list(dataset.records(query=query, with_suggestions=True, with_responses=True, with_vectors=False))
+    except Exception as error:  # the SDK's ForbiddenError; anything else is raised as it is
+        if not _forbidden(error):
+            raise
+        raise AnnotationError(_ANNOTATOR_ONLY.format(what="read the answers", url=_annotate_url(dataset))) from None
+    for record in records:
         suggestion = _suggestion_of(record)
         for response in record.responses[QUESTION]:
             if str(getattr(response.status, "value", response.status)) != "submitted":
@@ -574,9 +779,7 @@ def submitted_responses(client, dataset) -> pd.DataFrame:
                 "annotator": names.get(str(response.user_id), str(response.user_id)), "label": response.value,
             })
     if not rows:
-        raise AnnotationError(f"No record of {dataset.name!r} has a submitted answer yet. Annotate some records in "
-                              "the web page and press Submit (a draft does not count), or let the stand-in "
-                              "annotators answer (STAND_IN_ANNOTATORS > 0); then run this cell again.")
+        print(NO_ANSWERS_YET + " In the web page, press Submit: a draft does not count.")
     return pd.DataFrame(rows, columns=RESPONSE_COLUMNS)
 
 
@@ -587,24 +790,29 @@ def responses_to_dataset(responses: pd.DataFrame):
     return datasets.Dataset.from_pandas(responses.reset_index(drop=True), preserve_index=False)
 
 
-def _agreement_row(name: str, a: pd.Series, b: pd.Series) -> dict:
+def _agreement_row(name: str, a: pd.Series, b: pd.Series, labels: list[str]) -> dict:
     from sklearn.metrics import cohen_kappa_score
 
     a, b = a.astype(str), b.astype(str)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         warnings.simplefilter("ignore")  # kappa is undefined (NaN) when only one label occurs
-        kappa = cohen_kappa_score(a, b, labels=LABELS) if len(a) else np.nan
+        kappa = cohen_kappa_score(a, b, labels=labels) if len(a) else np.nan
     return {"comparison": name, "records": len(a), "share agreeing": float((a == b).mean()) if len(a) else np.nan,
             "Cohen's kappa": float(kappa)}
 
 
-def agreement_table(responses: pd.DataFrame) -> pd.DataFrame:
+def agreement_table(responses: pd.DataFrame, task: Task | str | None = None) -> pd.DataFrame:
     """How often two sources give the same label, and Cohen's kappa (agreement beyond chance:
     1 = always the same, 0 = no better than chance).
 
     Rows: each pair of annotators (on the records both answered), each annotator and the majority
-    vote against the label in the data set, and against the model's suggestion.
+    vote against the label in the data set, and against the model's suggestion. With no answers,
+    it says so and returns an empty table. Kappa counts the task's labels.
     """
+    task = load_task(task)
+    if responses.empty:
+        print(NO_ANSWERS_YET)
+        return pd.DataFrame(columns=["records", "share agreeing", "Cohen's kappa"]).rename_axis("comparison")
     wide = responses.pivot_table(index="record_id", columns="annotator", values="label", aggfunc="first")
     info = responses.drop_duplicates("record_id").set_index("record_id")
     annotators = list(wide.columns)
@@ -612,20 +820,23 @@ def agreement_table(responses: pd.DataFrame) -> pd.DataFrame:
     for i, first in enumerate(annotators):
         for second in annotators[i + 1:]:
             both = wide[[first, second]].dropna()
-            rows.append(_agreement_row(f"{first} vs {second}", both[first], both[second]))
-    majority = corrected_labels(responses).set_index("record_id")["label"]
-    for name, labels in [*[(a, wide[a].dropna()) for a in annotators], ("majority vote", majority)]:
-        rows.append(_agreement_row(f"{name} vs given label", labels, info.loc[labels.index, "given_label"]))
-        rows.append(_agreement_row(f"{name} vs suggestion", labels, info.loc[labels.index, "suggested_label"]))
+            rows.append(_agreement_row(f"{first} vs {second}", both[first], both[second], list(task.labels)))
+    majority = corrected_labels(responses, task).set_index("record_id")["label"]
+    for name, answered in [*[(a, wide[a].dropna()) for a in annotators], ("majority vote", majority)]:
+        rows.append(_agreement_row(f"{name} vs given label", answered, info.loc[answered.index, "given_label"],
+                                   list(task.labels)))
+        rows.append(_agreement_row(f"{name} vs suggestion", answered, info.loc[answered.index, "suggested_label"],
+                                   list(task.labels)))
     return pd.DataFrame(rows).set_index("comparison").round(3)
 
 
-def corrected_labels(responses: pd.DataFrame) -> pd.DataFrame:
+def corrected_labels(responses: pd.DataFrame, task: Task | str | None = None) -> pd.DataFrame:
     """One label per record: the majority of the submitted answers.
 
     A tie keeps the label in the data set if it is among the tied labels (a change needs a
-    majority), else the model's suggestion if tied, else the first tied label in LABELS order.
+    majority), else the model's suggestion if tied, else the first tied label in the task's order.
     """
+    labels = list(load_task(task).labels)
     rows = []
     for record_id, group in responses.groupby("record_id", sort=False):
         counts = group["label"].value_counts()
@@ -638,25 +849,36 @@ def corrected_labels(responses: pd.DataFrame) -> pd.DataFrame:
         elif suggested in tied:
             label = suggested
         else:
-            label = min(tied, key=LABELS.index)
+            label = min(tied, key=labels.index)
         rows.append({"record_id": record_id, "quote": group["quote"].iloc[0], "given_label": given, "label": label,
                      "answers": len(group), "unanimous": len(counts) == 1, "changed": label != given})
     return pd.DataFrame(rows, columns=["record_id", "quote", "given_label", "label", "answers", "unanimous", "changed"])
 
 
-def apply_corrections(train: pd.DataFrame, corrections: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def apply_corrections(train: pd.DataFrame, corrections: pd.DataFrame,
+                      task: Task | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A copy of `train` with the reviewed labels, and a table: reviewed / found in train / changed.
 
     Rows are matched by their record id (text and given label, see record_ids); `label` and
-    `label_text` are both updated.
+    `label_text` are both updated. A corrected label the task does not have is an AnnotationError.
     """
+    missing = [c for c in ("record_id", "label") if c not in corrections.columns]
+    if missing:
+        raise AnnotationError(f"The corrections lack the column(s) {missing}: pass the table from "
+                              "utils.corrected_labels().")
+    label2id = load_task(task).label2id
+    unknown = sorted(set(corrections["label"].astype(str)) - set(label2id))
+    if unknown:
+        raise AnnotationError(f"Some corrected labels are not labels of this task: {unknown} (its labels: "
+                              f"{list(label2id)}). The review dataset's label question must offer exactly these "
+                              "labels: check its settings (review_settings).")
     out = train.copy()
     ids = record_ids(train)
     new_label = dict(zip(corrections["record_id"], corrections["label"]))
     found = ids.isin(new_label.keys())
     before = out["label_text"].copy()
     out.loc[found, "label_text"] = ids[found].map(new_label)
-    out["label"] = out["label_text"].map(LABEL2ID).astype(int)
+    out["label"] = out["label_text"].map(label2id).astype(int)
     changed = int((out["label_text"] != before).sum())
     summary = pd.DataFrame({"rows": {"reviewed records": len(corrections), "found in the training data": int(found.sum()),
                                      "labels changed": changed}})

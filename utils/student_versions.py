@@ -1,10 +1,15 @@
 """Make the student versions of the notebooks: the same notebooks with the solutions taken out.
 
-    python -m utils.student_versions            # writes build/student/*.ipynb
+    python -m utils.student_versions            # writes notebooks/student/*.ipynb (committed)
+
+The notebooks in notebooks/ are the instructors' versions; the README's badges open the student
+versions in notebooks/student/, which are committed so that a link can reach them. A test fails
+when they differ from what this command writes: rerun it after every change to a notebook.
 
 Authors mark cells with tags (see CONTRIBUTING.md): `solution` cells are removed; `exercise`
 cells (the stubs students fill in) stay and must raise NotImplementedError until filled in; they
-carry the `nbval-skip` tag so the test run skips them.
+carry the `nbval-skip` tag so the test run skips them. The Open-in-Colab badge is pointed at the
+student version itself.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import nbformat
 from .modes import REPO_ROOT
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+STUDENT_DIR = NOTEBOOK_DIR / "student"
 
 
 def tags(cell: dict) -> list[str]:
@@ -36,19 +42,21 @@ def check_exercise_cells(nb: nbformat.NotebookNode, name: str) -> None:
 
 
 def student_version(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
-    """A copy of `nb` without solution cells and without outputs."""
+    """A copy of `nb` without solution cells and without outputs, its badge opening the copy."""
     check_exercise_cells(nb, name)
     student = nbformat.from_dict(nb)
     student.cells = [cell for cell in student.cells if "solution" not in tags(cell)]
     for cell in student.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown":
+            cell.source = cell.source.replace(f"/blob/main/notebooks/{name}", f"/blob/main/notebooks/student/{name}")
     return student
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=pathlib.Path, default=REPO_ROOT / "build" / "student")
+    parser.add_argument("--out", type=pathlib.Path, default=STUDENT_DIR)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
