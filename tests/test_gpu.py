@@ -14,6 +14,8 @@ import utils
 from utils import modes
 from utils.llm import label_log_likelihoods
 
+from test_llm import QUOTES  # eight quotes of eight different prompt lengths, as in the CPU scoring test
+
 pytestmark = pytest.mark.gpu
 
 MIB = 2**20
@@ -51,16 +53,6 @@ def test_peak_memory_counts_a_tensor_and_free_memory_gives_it_back():
 
 # ---------------------------------------------------------------- scoring in half precision
 
-QUOTES = [
-    "We will buy new frigates for the navy.",
-    "Defence spending must rise to two percent of our national income, every year, without fail.",
-    "Peace.",
-    "We will abolish conscription and cut the army by half within the next parliament.",
-    "Schools need more teachers.",
-    "Our alliance duties come first, and we will honour every one of them.",
-    "No more wars abroad; bring the soldiers home now.",
-    "Taxes will fall for families with children, for pensioners and for small firms in the countryside.",
-]
 # Largest differences from float32 allowed, in log-likelihood and in probability. Measured on a CPU
 # with these prompts: bfloat16 0.40 and 0.031, float16 0.05 and 0.002; the limits leave room for
 # other kernels while a wrong position or a broken mask (several nats) still fails.
