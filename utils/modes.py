@@ -17,24 +17,28 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MODES = ("gpu", "cpu", "ci")
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+def _env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if env is None else env).get(name, "").strip().lower() in {"1", "true", "yes"}
 
 
-def run_mode() -> str:
-    """Return "gpu", "cpu" or "ci" (see the module docstring for how it is chosen)."""
-    forced = os.environ.get("COURSE_MODE", "").strip().lower()
+def run_mode(env: Mapping[str, str] | None = None) -> str:
+    """Return "gpu", "cpu" or "ci" (see the module docstring for how it is chosen).
+
+    `env`: the environment to decide for (default: this process's), e.g. a notebook kernel's.
+    """
+    forced = (os.environ if env is None else env).get("COURSE_MODE", "").strip().lower()
     if forced:
         if forced not in MODES:
             raise ValueError(f"COURSE_MODE={forced!r} is not a run mode: use one of {', '.join(MODES)}.")
         return forced
-    if _env_flag("CI"):
+    if _env_flag("CI", env):
         return "ci"
     import torch
 

@@ -60,22 +60,10 @@ def missing_results(rows: pd.DataFrame, notebook: str, mode: str = "ci") -> list
 
 
 def kernel_mode(env: dict[str, str] | None = None) -> str:
-    """The run mode a kernel started with `env` picks (None: this process's environment).
-
-    The rule of utils.modes.run_mode, applied to `env`: COURSE_MODE, else CI=true, else the GPU.
-    """
+    """The run mode a kernel started with `env` picks (None: this process's environment)."""
     from .modes import run_mode
 
-    if env is None:
-        return run_mode()
-    forced = env.get("COURSE_MODE", "").strip().lower()
-    if forced:
-        return forced
-    if env.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-        return "ci"
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return run_mode(env)
 
 
 def logged_since(since: str, env: dict[str, str] | None = None) -> pd.DataFrame:
