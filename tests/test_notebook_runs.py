@@ -19,7 +19,8 @@ After each run, the checks read the executed notebook, the results log and a pro
 the test appends (it prints kernel state as JSON; the notebooks stay free of test code):
 results-log rows for the approaches the notebook teaches, F1 macro within [0, 1], n_test equal
 to the setting; an image from every plotting cell; no traceback written to stderr; and a few
-facts per notebook (PROBES and check_probe).
+facts per notebook (PROBES and check_probe). A second appended cell answers every self-check
+with each answer on offer: exactly one must be judged right (tests/self_checks.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+import self_checks  # tests/self_checks.py
 from utils import run_course
 from utils.metrics import APPROACH_BERT, APPROACH_LLM_LORA
 from utils.results import SOURCE_YOURS, reference_results
@@ -51,7 +53,7 @@ PROBE_MARK = "NOTEBOOK_PROBE "
 FIXTURE_SIZES = {
     "COURSE_N_TRAIN": "48", "COURSE_N_VALID": "12", "COURSE_N_TEST": "30", "COURSE_EPOCHS": "1",
     "COURSE_LEARNING_CURVE_SIZES": "24,48", "COURSE_N_REVIEW": "10", "COURSE_MAX_NEW_TOKENS": "4",
-    "COURSE_N_SHOW": "3",
+    "COURSE_N_SHOW": "3", "COURSE_MIN_STEPS": "8",
 }
 
 # What the probe cell prints, per notebook, besides the settings (names of the notebooks' variables).
@@ -142,12 +144,12 @@ def kernel_env(setting: str, run_dir: pathlib.Path, extra: dict[str, str], fixtu
     return env
 
 
-def probe(nb: nbformat.NotebookNode) -> dict:
-    """The JSON the probe cell printed, from the executed notebook."""
+def probe(nb: nbformat.NotebookNode, mark: str = PROBE_MARK) -> dict:
+    """The JSON the probe cell (or another appended cell, by its `mark`) printed, from the executed notebook."""
     for output in nb.cells[-1].get("outputs", []):
         for line in output.get("text", "").splitlines():
-            if line.startswith(PROBE_MARK):
-                return json.loads(line.removeprefix(PROBE_MARK))
+            if line.startswith(mark):
+                return json.loads(line.removeprefix(mark))
     raise AssertionError("the probe cell printed nothing: the notebook stopped before its end")
 
 
@@ -306,8 +308,9 @@ def test_notebook_run(run_id, setting, notebook, extra, request):
     env = kernel_env(setting, run_dir, extra, env_fixture)
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    source = nbformat.read(ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4)
     row = run_course.run_notebook(ROOT / "notebooks" / f"{notebook}.ipynb", run_dir, timeout=600, env=env,
-                                  extra_cells=[probe_cell(notebook)])
+                                  extra_cells=[probe_cell(notebook), self_checks.trial_cell(source)])
     executed_path = run_dir / f"{run_id}.ipynb"
     os.replace(run_dir / f"{notebook}.ipynb", executed_path)
     with open(RUNS_DIR / "timings.csv", "a", encoding="utf-8") as timings:
@@ -320,6 +323,7 @@ def test_notebook_run(run_id, setting, notebook, extra, request):
     this_run = run_course.logged_since(since, env)
     whole_log = run_course.logged_since("", env)
     problems = (output_problems(nb) + check_probe(notebook, facts, setting, whole_log)
+                + self_checks.verdict_problems(probe(nb, self_checks.TRIAL_MARK))
                 + results_problems(this_run, notebook, int(facts["settings"].get("N_TEST", 0)), facts["mode"],
                                    facts.get("task")))
     assert not problems, f"{run_id} (executed copy: {executed_path}):\n- " + "\n- ".join(problems)

@@ -152,3 +152,27 @@ def test_a_log_from_before_tasks_counts_as_the_default_task_and_keeps_its_rows(l
     log = utils.read_results()
     assert log["task"].tolist() == [utils.DEFAULT_TASK, TRADE] and log["f1_macro"].tolist() == [0.5, 0.4]
     assert utils.read_results(mode="ci", task=TRADE)["f1_macro"].tolist() == [0.4]
+
+
+def test_expected_results_judges_gpu_runs_against_the_paper_and_the_floor(log_dir):
+    y_test = [0] * 91 + [1] * 7 + [2] * 2
+    floor = utils.majority_class_f1_macro(y_test)
+    assert floor == pytest.approx((2 * 0.91 / 1.91) / 3, abs=1e-3)  # F1 of "Other" only, over three classes
+    for n, f1 in [(100, 0.50), (1000, floor + 0.01), (2500, 0.40)]:
+        utils.log_result("3_tune_bert", utils.APPROACH_BERT, "m", n, {"f1_macro": f1}, seconds=1.0, n_test=100,
+                         mode="gpu")
+    table = utils.expected_results([utils.APPROACH_BERT], y_test, mode="gpu").set_index("n_train")
+    assert table.loc[100, "verdict"] == "healthy"  # paper 0.547, within the gap
+    assert table.loc[1000, "verdict"].startswith("broken?")
+    assert table.loc[2500, "verdict"].startswith("low")  # paper 0.685
+    assert table.loc[500, "verdict"] == "not run yet"
+    assert table.loc[100, "paper (mean of 3 seeds)"] == pytest.approx(0.547)
+
+
+def test_expected_results_does_not_judge_other_modes_and_other_tasks_get_no_paper_figures(log_dir):
+    utils.log_result("3_tune_bert", utils.APPROACH_BERT, "m", 48, {"f1_macro": 0.2}, seconds=1.0, n_test=30,
+                     mode="ci", task="manifesto-protectionism")
+    table = utils.expected_results([utils.APPROACH_BERT], [0, 0, 1], task="manifesto-protectionism", mode="ci")
+    assert list(table["n_train"]) == [48]
+    assert table["paper (mean of 3 seeds)"].isna().all()
+    assert table.loc[0, "verdict"].startswith("ci mode")

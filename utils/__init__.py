@@ -17,12 +17,13 @@ from .llm import (ANSWERS, INSTRUCTION, AnswerOnlyCollator, build_messages, enco
                   files_mb, generate_answers, label_log_likelihoods, messages_for, model_size_mb, parse_answer,
                   parse_table, predict_labels, prompt_text)
 from .metrics import (APPROACH_BERT, APPROACH_CLASSICAL, APPROACH_LLM_LORA, APPROACH_LLM_ZERO_SHOT, APPROACH_NLI,
-                      APPROACH_NLI_ZERO_SHOT, classification_metrics, compute_metrics, latest_results, log_result,
-                      metrics_table, output_dir, read_results, report_table, results_dir)
+                      APPROACH_NLI_ZERO_SHOT, COURSE_METRIC_DIR, classification_metrics, compute_metrics,
+                      latest_results, log_result, metrics_table, output_dir, read_results, report_table, results_dir)
 from .modes import by_mode, model_name, prepare_stand_ins, run_mode, seed_everything, settings, show_header
 from .plots import plot_confusion_matrix, plot_label_distribution, plot_learning_curve, plot_loss
-from .results import (SOURCE_YOURS, ResultsFileError, export_results, import_results, keep_results_on_drive,
-                      reference_results, with_reference_rows)
+from .results import (SOURCE_YOURS, ResultsFileError, expected_results, export_results, import_results,
+                      keep_results_on_drive, majority_class_f1_macro, reference_results, with_reference_rows)
+from .self_check import check
 from .timing import Timer
 
 from .nli import (HYPOTHESES, NLI_ID2LABEL, PAPER_REFERENCE, entailment_probabilities, load_nli_model, make_nli_pairs,

@@ -29,6 +29,10 @@ APPROACH_NLI = "BERT-NLI fine-tuned"
 APPROACH_LLM_ZERO_SHOT = "LLM zero-shot"
 APPROACH_LLM_LORA = "LLM LoRA fine-tuned"
 
+# The course's metric as an `evaluate` module in the repository: `evaluate.load(str(COURSE_METRIC_DIR))`
+# loads it from disk (no download); tests keep it in agreement with classification_metrics.
+COURSE_METRIC_DIR = REPO_ROOT / "metrics" / "course_metric"
+
 RESULTS_COLUMNS = ["time", "notebook", "task", "approach", "model", "n_train", "n_test", "f1_macro", "f1_micro",
                    "accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "seconds", "device", "mode"]
 

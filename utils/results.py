@@ -172,3 +172,65 @@ def with_reference_rows(latest: pd.DataFrame, approaches: list[str], reference: 
     table = pd.concat([yours.reindex(columns=columns), stand_in.reindex(columns=columns)], ignore_index=True)
     order = table["approach"].map({a: i for i, a in enumerate(approaches)})
     return table.assign(order=order).sort_values(["order", "n_train"]).drop(columns="order").reset_index(drop=True)
+
+
+# How far below the paper's mean a healthy gpu-mode run may land. The paper's figures are means of
+# 3 seeds after 40+ epochs with tuned learning rates; the course trains one seed for a few epochs,
+# and one seed alone moves F1 macro by several points at small sizes. A judgement, not a measurement:
+# it separates "a bit under-trained" from "something is wrong", it does not grade a run.
+HEALTHY_GAP = 0.15
+# A run within this of always predicting the most common class has learnt next to nothing.
+BROKEN_MARGIN = 0.05
+
+
+def majority_class_f1_macro(y_test) -> float:
+    """F1 macro of always predicting the most common test label: the score of a model that learnt nothing."""
+    from sklearn.metrics import f1_score
+
+    labels = pd.Series(list(y_test))
+    if labels.empty:
+        raise ValueError("No test labels: pass the test split's label ids (e.g. test['label']).")
+    return float(f1_score(labels, [labels.mode()[0]] * len(labels), average="macro", zero_division=0))
+
+
+def expected_results(approaches: list[str], y_test, task: Task | str | None = None,
+                     mode: str | None = None) -> pd.DataFrame:
+    """What healthy numbers look like: your latest F1 macro per approach and size next to the paper's
+    figure and the learnt-nothing floor, with a verdict in gpu mode (other modes use smaller
+    models or samples, so their numbers are not comparable to the paper and get no verdict).
+
+    `y_test` are the test split's label ids (for the floor); `mode` defaults to the current run mode.
+    """
+    from .metrics import latest_results, read_results
+    from .modes import run_mode
+
+    mode = mode or run_mode()
+    floor = majority_class_f1_macro(y_test)
+    yours = latest_results(read_results(mode=mode, task=task))
+    yours = yours[yours["approach"].isin(approaches)] if not yours.empty else yours
+    paper = reference_results(task=task)
+    paper = paper[paper["approach"].isin(approaches)][["approach", "n_train", "f1_macro"]]
+    table = pd.merge(yours.reindex(columns=["approach", "n_train", "f1_macro"]) if not yours.empty
+                     else pd.DataFrame(columns=["approach", "n_train", "f1_macro"]),
+                     paper.rename(columns={"f1_macro": "paper (mean of 3 seeds)"}),
+                     on=["approach", "n_train"], how="outer").rename(columns={"f1_macro": "yours"})
+    table["n_train"] = table["n_train"].astype(int)
+    table["learnt-nothing floor"] = round(floor, 3)
+
+    def verdict(row) -> str:
+        if pd.isna(row["yours"]):
+            return "not run yet"
+        if mode != "gpu":
+            return f"{mode} mode: not comparable with the paper"
+        if row["yours"] <= floor + BROKEN_MARGIN:
+            return "broken? no better than always predicting the most common class"
+        if pd.isna(row["paper (mean of 3 seeds)"]):
+            return "learnt something (the paper has no figure for this size)"
+        if row["yours"] >= row["paper (mean of 3 seeds)"] - HEALTHY_GAP:
+            return "healthy"
+        return "low: check epochs, learning rate and the warnings above"
+
+    table["verdict"] = table.apply(verdict, axis=1)
+    order = {a: i for i, a in enumerate(approaches)}
+    table = table.assign(order=table["approach"].map(order)).sort_values(["order", "n_train"]).drop(columns="order")
+    return table.reset_index(drop=True).round(3)
