@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import utils
-from utils import annotation
+from utils import annotation, annotation_answers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -235,7 +235,7 @@ def test_round_trip_records_suggestions_responses(owner, capsys):
     # Nobody has answered: a clear message and an empty table with the columns, so the next cells run.
     capsys.readouterr()
     nothing = utils.submitted_responses(owner, dataset)
-    assert nothing.empty and list(nothing.columns) == annotation.RESPONSE_COLUMNS
+    assert nothing.empty and list(nothing.columns) == annotation_answers.RESPONSE_COLUMNS
     assert utils.NO_ANSWERS_YET in capsys.readouterr().out
 
     # A draft and a discarded answer from the owner must not come back; stand-ins submit.

@@ -14,7 +14,7 @@ import pytest
 
 import utils
 from test_annotation import review_table
-from utils import annotation, annotation_form
+from utils import annotation, annotation_answers, annotation_form
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COLAB_PYTHON = ROOT / ".venv-colab" / "bin" / "python"
@@ -166,7 +166,7 @@ def test_clicking_the_form_fills_the_same_table_a_server_gives(no_server):
     form.buttons[POS].click()
 
     responses = utils.submitted_responses(None, dataset)
-    assert list(responses.columns) == annotation.RESPONSE_COLUMNS
+    assert list(responses.columns) == annotation_answers.RESPONSE_COLUMNS
     ids = utils.record_ids(table)
     got = {(r.annotator, r.record_id): r.label for r in responses.itertuples()}
     assert got == {("ana", ids[0]): POS, ("ana", ids[1]): OTHER, ("ana", ids[3]): NEG, ("ben", ids[0]): POS}
@@ -241,7 +241,7 @@ def test_with_no_answers_yet_every_step_says_so_instead_of_failing(no_server, ca
     assert utils.annotation_progress(None, dataset) is None
     assert "No submitted answers yet (0 of 3 records)" in capsys.readouterr().out
     responses = utils.submitted_responses(None, dataset)
-    assert responses.empty and list(responses.columns) == annotation.RESPONSE_COLUMNS
+    assert responses.empty and list(responses.columns) == annotation_answers.RESPONSE_COLUMNS
     assert capsys.readouterr().out.strip() == utils.NO_ANSWERS_YET
     assert utils.agreement_table(responses).empty and utils.NO_ANSWERS_YET in capsys.readouterr().out
     assert utils.responses_to_dataset(responses).num_rows == 0

@@ -28,11 +28,13 @@ from .timing import Timer
 
 from .nli import (HYPOTHESES, NLI_ID2LABEL, PAPER_REFERENCE, entailment_probabilities, load_nli_model, make_nli_pairs,
                   nli_compute_metrics, nli_label_ids, nli_predict, nli_scores, nli_true_labels)
-from .annotation import (APPROACH_EMBEDDINGS_REVIEWED, NO_ANSWERS_YET, AnnotationError, ArgillaCredentials,
-                         add_stand_in_responses, agreement_table, annotation_progress, apply_corrections,
-                         argilla_credentials, connect, connect_or_fall_back, connection_table, corrected_labels,
-                         get_or_create_dataset, log_new_records, record_ids, responses_to_dataset, review_records,
-                         review_settings, select_for_review, submitted_responses, suggestion_scores)
+from .argilla_connection import (AnnotationError, ArgillaCredentials, argilla_credentials, connect,
+                                 connect_or_fall_back, connection_table)
+from .annotation import (APPROACH_EMBEDDINGS_REVIEWED, NO_ANSWERS_YET, get_or_create_dataset, log_new_records,
+                         record_ids, review_records, review_settings, select_for_review, settings_client,
+                         suggestion_scores)
+from .annotation_answers import (add_stand_in_responses, agreement_table, annotation_progress, apply_corrections,
+                                 corrected_labels, responses_to_dataset, submitted_responses)
 from .annotation_form import AnnotationForm, NotebookDataset
 
 # The course repository: the notebooks' badges and bootstrap cells copy it (tests check they agree).

@@ -24,7 +24,8 @@ import shutil
 
 import pandas as pd
 
-from .annotation import QUESTION, RESPONSE_COLUMNS, STAND_IN_PREFIX, AnnotationError
+from .annotation import QUESTION, STAND_IN_PREFIX, AnnotationError
+from .annotation_answers import RESPONSE_COLUMNS
 
 RECORD_COLUMNS = ["record_id", "quote", "context", "given_label", "suggested_label", "suggestion_score",
                   "label_quality", "flagged"]
