@@ -45,7 +45,8 @@ from utils.task import DEFAULT_TASK, load_task
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # NOTEBOOK_RUNS_DIR keeps two test sessions on one machine out of each other's folders.
-RUNS_DIR = pathlib.Path(os.environ.get("NOTEBOOK_RUNS_DIR", ROOT / "build" / "notebook-runs"))
+# (Made absolute: the kernels start in notebooks/, and they are given paths under it.)
+RUNS_DIR = pathlib.Path(os.environ.get("NOTEBOOK_RUNS_DIR", ROOT / "build" / "notebook-runs")).resolve()
 GUARD_DIR = ROOT / "tests" / "network_guard"
 PROBE_MARK = "NOTEBOOK_PROBE "
 
@@ -58,9 +59,12 @@ FIXTURE_SIZES = {
 
 # What the probe cell prints, per notebook, besides the settings (names of the notebooks' variables).
 PROBES = {
+    "2_inside_transformers": '{"by_hand": float(by_hand_difference.max()), "n_attentions": len(attentions), '
+                             '"n_layers": encoder.config.num_hidden_layers}',
     "3_tune_bert": '{"weights_dtype": str(trainer.model.dtype), '
                    '"labels": list(trainer.model.config.id2label.values())}',
-    "4_tune_bert_nli": '{"weights_dtype": str(trainer.model.dtype), '
+    "4_tune_bert_nli": '{"weights_dtype": str(trainer.model.dtype), "epochs": epochs, '
+                       '"steps": trainer.state.global_step, "n_pairs": len(train_pairs), '
                        '"sources": {a: sorted(set(g)) for a, g in comparison.groupby("approach")["source"]}}',
     "5_data_quality_cleanlab": '{"issue_columns": list(utils.load_label_issues(TASK).columns), '
                                '"issue_rows": len(utils.load_label_issues(TASK)), '
@@ -146,11 +150,12 @@ def kernel_env(setting: str, run_dir: pathlib.Path, extra: dict[str, str], fixtu
 
 def probe(nb: nbformat.NotebookNode, mark: str = PROBE_MARK) -> dict:
     """The JSON the probe cell (or another appended cell, by its `mark`) printed, from the executed notebook."""
-    for output in nb.cells[-1].get("outputs", []):
-        for line in output.get("text", "").splitlines():
-            if line.startswith(mark):
-                return json.loads(line.removeprefix(mark))
-    raise AssertionError("the probe cell printed nothing: the notebook stopped before its end")
+    for cell in nb.cells[-2:]:  # the two cells the test appends: the probe, then the self-check trials
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith(mark):
+                    return json.loads(line.removeprefix(mark))
+    raise AssertionError(f"no line {mark.strip()!r} in the appended cells: the notebook stopped before its end")
 
 
 # Warnings a student should never see, and why they would appear.
@@ -215,6 +220,11 @@ def check_probe(notebook: str, facts: dict, setting: str, log: pd.DataFrame) -> 
         problems.append(f"the comparison shows reference rows for {sorted(referenced)}, but the paper's figures are "
                         f"not for the task {task!r}")
     labels = list(load_task(settings["TASK"]).labels) if "TASK" in settings else []
+    if notebook == "2_inside_transformers":
+        if not facts["by_hand"] < 1e-5:
+            problems.append(f"the head computed by hand differs from the model's by {facts['by_hand']}")
+        if facts["n_attentions"] != facts["n_layers"]:
+            problems.append(f"{facts['n_attentions']} attention maps for {facts['n_layers']} layers")
     if notebook == "3_tune_bert" and facts["labels"] != labels:
         problems.append(f"the model's labels are {facts['labels']}, not the task's {labels}")
     if notebook == "5_data_quality_cleanlab" and not set(facts["issue_labels"]) <= set(labels):
@@ -223,6 +233,12 @@ def check_probe(notebook: str, facts: dict, setting: str, log: pd.DataFrame) -> 
         if facts["question_labels"] != labels or not facts["dataset"].endswith(f"-{task}"):
             problems.append(f"the review dataset {facts['dataset']!r} asks for {facts['question_labels']}: "
                             f"expected the task's labels {labels}, and the task's name in the dataset's")
+    if notebook == "4_tune_bert_nli":  # the learning-curve budget rule: at least MIN_STEPS optimiser steps
+        per_epoch = math.ceil(facts["n_pairs"] / settings["BATCH_SIZE"])
+        if facts["epochs"] != max(settings["EPOCHS"], math.ceil(settings["MIN_STEPS"] / per_epoch)):
+            problems.append(f"{facts['epochs']} epochs for {facts['n_pairs']} pairs: not the MIN_STEPS rule")
+        if facts["steps"] != facts["epochs"] * per_epoch:
+            problems.append(f"{facts['steps']} optimiser steps, expected {facts['epochs']} x {per_epoch}")
     if notebook in ("3_tune_bert", "4_tune_bert_nli") and facts["weights_dtype"] != "torch.float32":
         problems.append(f"trained weights are {facts['weights_dtype']}, not torch.float32")
     if notebook in ("5_data_quality_cleanlab", "6_annotation_argilla"):

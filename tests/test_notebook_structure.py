@@ -136,3 +136,20 @@ def test_bootstrap_on_colab_stops_with_a_fix_when_the_clone_fails(path, tmp_path
     assert "Could not download the course code" in result.stderr
     assert "Download ZIP" in result.stderr and "run this cell again" in result.stderr
     assert "Traceback" not in result.stderr  # one message, not a CalledProcessError
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_ends_with_expected_results_and_three_to_five_self_checks(path):
+    import nbformat
+    import self_checks  # tests/self_checks.py
+
+    nb = nbformat.read(path, as_version=4)
+    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.strip()]
+    assert any(h.startswith("## Expected results") for h in headings), "no '## Expected results' section"
+    assert "## Self-check" in headings, "no '## Self-check' section"
+    checks = self_checks.self_check_cells(nb)
+    assert 3 <= len(checks) <= 5, f"{len(checks)} self-check cells, expected 3 to 5"
+    for number, cell in enumerate(checks, start=1):
+        assert self_checks.shape_problems(cell) == [], cell.source[:200]
+        assert cell.source.startswith(f"#@title Self-check {number}:"), "self-checks are numbered 1, 2, 3, ..."
+        assert "solution" not in cell.metadata.get("tags", []), "a self-check stays in the student version"

@@ -281,12 +281,14 @@ def test_the_notebook_run_checks_catch_another_tasks_figures_and_rows():
     from test_notebook_runs import check_probe, results_problems
 
     reference = "reference (Laurer et al. 2023): DeBERTa-v3-base, mean of 3 seed(s)"
-    trade = {"settings": {"TASK": "manifesto-protectionism"}, "mode": "ci", "task": "manifesto-protectionism",
-             "weights_dtype": "torch.float32", "sources": {utils.APPROACH_BERT: [reference]}}
+    budget = {"EPOCHS": 1, "MIN_STEPS": 8, "BATCH_SIZE": 16}  # 48 pairs: 3 steps per epoch, so 3 epochs, 9 steps
+    trade = {"settings": {"TASK": "manifesto-protectionism", **budget}, "mode": "ci", "task": "manifesto-protectionism",
+             "weights_dtype": "torch.float32", "sources": {utils.APPROACH_BERT: [reference]},
+             "epochs": 3, "steps": 9, "n_pairs": 48}
     problems = check_probe("4_tune_bert_nli", trade, "ci", pd.DataFrame())
     assert problems == ["the comparison shows reference rows for ['BERT fine-tuned'], but the paper's figures are not "
                         "for the task 'manifesto-protectionism'"]
-    military = {**trade, "settings": {"TASK": "manifesto-military"}, "task": "manifesto-military"}
+    military = {**trade, "settings": {"TASK": "manifesto-military", **budget}, "task": "manifesto-military"}
     assert check_probe("4_tune_bert_nli", military, "ci", pd.DataFrame()) == []
     assert "but TASK is 'manifesto-military'" in check_probe("4_tune_bert_nli", {**military, "task": "x"}, "ci",
                                                              pd.DataFrame())[0]
@@ -295,6 +297,18 @@ def test_the_notebook_run_checks_catch_another_tasks_figures_and_rows():
                          for approach in (utils.APPROACH_NLI_ZERO_SHOT, utils.APPROACH_NLI)])
     assert results_problems(rows, "4_tune_bert_nli", 30, "ci", "manifesto-military") == []
     assert len(results_problems(rows, "4_tune_bert_nli", 30, "ci", "manifesto-protectionism")) == 2
+
+
+def test_the_notebook_run_checks_catch_a_training_budget_that_breaks_the_min_steps_rule():
+    from test_notebook_runs import check_probe
+
+    facts = {"settings": {"TASK": "manifesto-military", "EPOCHS": 1, "MIN_STEPS": 8, "BATCH_SIZE": 16},
+             "mode": "ci", "task": "manifesto-military", "weights_dtype": "torch.float32", "sources": {},
+             "epochs": 3, "steps": 9, "n_pairs": 48}
+    assert check_probe("4_tune_bert_nli", facts, "ci", pd.DataFrame()) == []
+    assert "not the MIN_STEPS rule" in check_probe("4_tune_bert_nli", {**facts, "epochs": 1, "steps": 3}, "ci",
+                                                   pd.DataFrame())[0]
+    assert "optimiser steps" in check_probe("4_tune_bert_nli", {**facts, "steps": 6}, "ci", pd.DataFrame())[0]
 
 
 # ---------------------------------------------------------------- notebook 3 on your own task
