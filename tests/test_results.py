@@ -167,6 +167,19 @@ def test_expected_results_judges_gpu_runs_against_the_paper_and_the_floor(log_di
     assert table.loc[2500, "verdict"].startswith("low")  # paper 0.685
     assert table.loc[500, "verdict"] == "not run yet"
     assert table.loc[100, "paper (mean of 3 seeds)"] == pytest.approx(0.547)
+    assert table.loc[100, "healthy from"] == pytest.approx(0.547 - results.HEALTHY_GAP)
+
+
+def test_a_run_near_a_paper_figure_that_is_itself_near_the_floor_is_healthy(log_dir):
+    """TF-IDF with 100 examples: 0.341 in the paper, barely above the floor of a 91 % majority class."""
+    y_test = [0] * 8670 + [1] * 639 + [2] * 228  # the real test file's label counts
+    floor = utils.majority_class_f1_macro(y_test)
+    assert 0.341 < floor + results.BROKEN_MARGIN
+    utils.log_result("3_tune_bert", utils.APPROACH_CLASSICAL, "m", 100, {"f1_macro": 0.33}, seconds=1.0,
+                     n_test=100, mode="gpu")
+    table = utils.expected_results([utils.APPROACH_CLASSICAL], y_test, mode="gpu").set_index("n_train")
+    assert table.loc[100, "verdict"] == "healthy"
+    assert table.loc[100, "healthy from"] == pytest.approx(floor + results.BROKEN_MARGIN, abs=1e-3)
 
 
 def test_expected_results_does_not_judge_other_modes_and_other_tasks_get_no_paper_figures(log_dir):

@@ -175,9 +175,10 @@ def with_reference_rows(latest: pd.DataFrame, approaches: list[str], reference: 
 
 
 # How far below the paper's mean a healthy gpu-mode run may land. The paper's figures are means of
-# 3 seeds after 40+ epochs with tuned learning rates; the course trains one seed for a few epochs,
-# and one seed alone moves F1 macro by several points at small sizes. A judgement, not a measurement:
-# it separates "a bit under-trained" from "something is wrong", it does not grade a run.
+# 3 seeds, each size trained with the epochs and learning rate a hyper-parameter search chose for it
+# (data/paper_reference.csv lists them); the course trains one seed with fixed settings, and one seed
+# alone moves F1 macro by several points at small sizes. A judgement, not a measurement: it separates
+# "a bit under-trained" from "something is wrong", it does not grade a run.
 HEALTHY_GAP = 0.15
 # A run within this of always predicting the most common class has learnt next to nothing.
 BROKEN_MARGIN = 0.05
@@ -196,8 +197,10 @@ def majority_class_f1_macro(y_test) -> float:
 def expected_results(approaches: list[str], y_test, task: Task | str | None = None,
                      mode: str | None = None) -> pd.DataFrame:
     """What healthy numbers look like: your latest F1 macro per approach and size next to the paper's
-    figure and the learnt-nothing floor, with a verdict in gpu mode (other modes use smaller
-    models or samples, so their numbers are not comparable to the paper and get no verdict).
+    figure, the lowest healthy score (`HEALTHY_GAP` below the paper, never below the broken line) and
+    the learnt-nothing floor, with a verdict in gpu mode (other modes use smaller models or samples,
+    so their numbers are not comparable to the paper and get no verdict). A run within
+    `BROKEN_MARGIN` of the floor is "broken?", unless it is within `HEALTHY_GAP` of the paper.
 
     `y_test` are the test split's label ids (for the floor); `mode` defaults to the current run mode.
     """
@@ -215,6 +218,7 @@ def expected_results(approaches: list[str], y_test, task: Task | str | None = No
                      paper.rename(columns={"f1_macro": "paper (mean of 3 seeds)"}),
                      on=["approach", "n_train"], how="outer").rename(columns={"f1_macro": "yours"})
     table["n_train"] = table["n_train"].astype(int)
+    table["healthy from"] = (table["paper (mean of 3 seeds)"] - HEALTHY_GAP).clip(lower=floor + BROKEN_MARGIN)
     table["learnt-nothing floor"] = round(floor, 3)
 
     def verdict(row) -> str:
@@ -222,12 +226,15 @@ def expected_results(approaches: list[str], y_test, task: Task | str | None = No
             return "not run yet"
         if mode != "gpu":
             return f"{mode} mode: not comparable with the paper"
+        paper = row["paper (mean of 3 seeds)"]
+        # Near the paper's figure is healthy even where that figure itself is close to the floor
+        # (TF-IDF with 100 examples, in the paper too).
+        if not pd.isna(paper) and row["yours"] >= paper - HEALTHY_GAP:
+            return "healthy"
         if row["yours"] <= floor + BROKEN_MARGIN:
             return "broken? no better than always predicting the most common class"
-        if pd.isna(row["paper (mean of 3 seeds)"]):
+        if pd.isna(paper):
             return "learnt something (the paper has no figure for this size)"
-        if row["yours"] >= row["paper (mean of 3 seeds)"] - HEALTHY_GAP:
-            return "healthy"
         return "low: check epochs, learning rate and the warnings above"
 
     table["verdict"] = table.apply(verdict, axis=1)
