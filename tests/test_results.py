@@ -189,3 +189,127 @@ def test_expected_results_does_not_judge_other_modes_and_other_tasks_get_no_pape
     assert list(table["n_train"]) == [48]
     assert table["paper (mean of 3 seeds)"].isna().all()
     assert table.loc[0, "verdict"].startswith("ci mode")
+
+
+# ---------------------------------------------------------------- imports that must not corrupt the log (issue 25)
+
+
+def _log_rows_of_runtime_a() -> None:
+    """Three rows as a notebook logs them, one without n_test (an empty cell in the CSV)."""
+    log_bert_rows()
+    utils.log_result("4_tune_bert_nli", utils.APPROACH_NLI_ZERO_SHOT, "m", 0, {"f1_macro": 0.3}, seconds=2.0,
+                     mode="ci")
+
+
+def test_a_truncated_export_is_refused_and_three_imports_of_the_intact_one_add_its_rows_once(log_dir, tmp_path,
+                                                                                             monkeypatch):
+    _log_rows_of_runtime_a()
+    exported = utils.export_results(tmp_path / "carried.csv")
+    text = exported.read_text(encoding="utf-8")
+    truncated = tmp_path / "cut.csv"
+    truncated.write_text(text[:text.rindex("\n", 0, len(text) - 1) + 25], encoding="utf-8")  # cut inside row 3
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "other-runtime"))
+    # This runtime's own row has an empty n_test: pandas reads that column as floats ("30.0").
+    utils.log_result("4_tune_bert_nli", utils.APPROACH_NLI, "m", 40, {"f1_macro": 0.6}, seconds=1.0, mode="ci")
+
+    with pytest.raises(utils.ResultsFileError, match=r"cut\.csv has rows .*line 4: .*cut off"):
+        utils.import_results(truncated)
+    assert len(utils.read_results()) == 1  # nothing of the refused file came in
+    added = [len(utils.import_results(exported)) for _ in range(3)]
+
+    log = utils.read_results()
+    assert added == [3, 0, 0]
+    assert sorted(log["approach"]) == sorted([utils.APPROACH_NLI, utils.APPROACH_CLASSICAL, utils.APPROACH_BERT,
+                                              utils.APPROACH_NLI_ZERO_SHOT])
+    assert log["n_train"].tolist() == [40, 40, 40, 0]
+
+
+def test_numbers_are_compared_as_numbers_and_an_empty_n_test_does_not_break_the_comparison(log_dir, tmp_path):
+    _log_rows_of_runtime_a()  # the local log: n_test 30, 30 and empty
+    exported = utils.export_results(tmp_path / "carried.csv")
+    # The same rows after a round trip through a spreadsheet or pandas: 40 -> 40.0, 30 -> 30.0, 0.41 -> 0.410.
+    edited = pd.read_csv(exported)
+    edited["n_train"] = edited["n_train"].astype(float)
+    edited.to_csv(tmp_path / "edited.csv", index=False, float_format="%.3f")
+    assert ",40.000," in (tmp_path / "edited.csv").read_text(encoding="utf-8")
+    assert utils.import_results(tmp_path / "edited.csv").empty
+    assert utils.import_results(exported).empty
+    assert len(utils.read_results()) == 3
+
+
+def _export_line(**changes) -> str:
+    row = {"time": "2026-03-01T10:00:00", "notebook": "3_tune_bert", "task": utils.DEFAULT_TASK,
+           "approach": utils.APPROACH_BERT, "model": "m", "n_train": "40", "n_test": "30", "f1_macro": "0.5",
+           "seconds": "1.0", "device": "cpu", "mode": "ci", **changes}
+    return ",".join(row.get(c, "") for c in utils.metrics.RESULTS_COLUMNS)
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    (_export_line(f1_macro="abc"), r"line 3: f1_macro 'abc' is not a number"),
+    (_export_line(f1_macro="1.5"), r"line 3: f1_macro 1\.5 is not between 0 and 1"),
+    (_export_line(n_train="forty"), r"line 3: n_train 'forty' is not a whole number"),
+    (_export_line(n_train="40.5"), r"line 3: n_train '40\.5' is not a whole number"),
+    (_export_line(n_test="-3"), r"line 3: n_test '-3' is not a whole number"),
+    (_export_line(approach=""), r"line 3: approach is empty"),
+    (_export_line(time="yesterday"), r"line 3: time 'yesterday' is not a date and time"),
+    (_export_line(mode="c"), r"line 3: mode 'c' is not a run mode"),
+    (_export_line() + ",surplus", r"line 3 has 17 fields, the header 16"),
+], ids=["f1-text", "f1-range", "n_train-text", "n_train-fraction", "n_test-negative", "approach-empty", "time",
+        "mode-cut", "surplus-field"])
+def test_a_malformed_row_is_refused_with_its_line_and_nothing_is_imported(log_dir, tmp_path, bad_line, message):
+    path = tmp_path / "carried.csv"
+    path.write_text("\n".join([",".join(utils.metrics.RESULTS_COLUMNS), _export_line(model="good"), bad_line]) + "\n",
+                    encoding="utf-8")
+    with pytest.raises(utils.ResultsFileError, match=message):
+        utils.import_results(path)
+    assert utils.read_results().empty
+
+
+# ---------------------------------------------------------------- two writers at once (issue 25)
+
+
+def _append_rows(start, writer: int, n: int) -> None:
+    """A notebook's log_result calls, as fast as they come, once `start` is set."""
+    start.wait()
+    for i in range(n):
+        utils.log_result("3_tune_bert", f"writer {writer}", f"row {i}", 40, {"f1_macro": 0.5}, seconds=1.0, n_test=30,
+                         device="cpu", mode="ci")
+
+
+def _import_files(start, paths: list) -> None:
+    """Another notebook importing exports while the rows above are appended."""
+    start.wait()
+    for path in paths:
+        utils.import_results(path)
+
+
+def test_two_writers_and_an_import_at_once_lose_no_row(log_dir, tmp_path):
+    import multiprocessing
+
+    exports = []
+    for k in range(20):
+        path = tmp_path / f"export-{k}.csv"
+        path.write_text("\n".join([",".join(utils.metrics.RESULTS_COLUMNS),
+                                   *[_export_line(approach="imported", model=f"file {k} row {j}") for j in range(5)]])
+                        + "\n", encoding="utf-8")
+        exports.append(path)
+    # Real processes (forked: they start at once, with utils imported), on a log that does not exist yet: the
+    # race to create the file and write its header is part of the test.
+    context = multiprocessing.get_context("fork")
+    start = context.Event()
+    processes = [context.Process(target=_append_rows, args=(start, writer, 200)) for writer in (1, 2)]
+    processes.append(context.Process(target=_import_files, args=(start, exports)))
+    for process in processes:
+        process.start()
+    start.set()
+    for process in processes:
+        process.join(timeout=120)
+    assert [process.exitcode for process in processes] == [0, 0, 0]
+
+    log = utils.read_results()
+    lines = (log_dir / "results_log.csv").read_text(encoding="utf-8").splitlines()
+    assert lines.count(",".join(utils.metrics.RESULTS_COLUMNS)) == 1 and len(lines) == 1 + 400 + 100
+    counts = log.groupby("approach")["model"].agg(["count", "nunique"])
+    assert counts.to_dict("index") == {"writer 1": {"count": 200, "nunique": 200},
+                                       "writer 2": {"count": 200, "nunique": 200},
+                                       "imported": {"count": 100, "nunique": 100}}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import os
 import pathlib
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -95,6 +97,40 @@ def results_log_path() -> pathlib.Path:
     return results_dir() / "results_log.csv"
 
 
+# How long a writer waits for another one; every holder only reads or writes one small file.
+LOG_LOCK_TIMEOUT = 120
+
+
+@contextlib.contextmanager
+def results_log_lock(path: pathlib.Path | None = None) -> Iterator[pathlib.Path]:
+    """Hold the results log's lock while reading or writing it; yields the log's path.
+
+    Every writer (log_result, import_results) and reader takes it, so two notebooks or commands that
+    log at once never lose a row or read half of one. The lock is a sibling file (`.results_log.csv.lock`),
+    not the log itself: import_results replaces the log by renaming, and a lock on the old file would
+    not hold the new one. It is an advisory `flock` (the `filelock` library; a soft lock file where the
+    file system has no flock): the kernel drops it when its process ends, so a killed notebook never
+    leaves the log locked. On Colab the log is on Google Drive, a FUSE mount: flock there holds
+    between the processes of one runtime (Linux keeps a FUSE file system's flocks in the kernel when
+    the file system does not handle them), but not between two runtimes, each with its own mount and
+    its own kernel: Drive's sync decides what their concurrent writes become.
+    """
+    import filelock
+
+    path = path or results_log_path()
+    lock = filelock.FileLock(str(path.with_name(f".{path.name}.lock")))
+    try:
+        lock.acquire(timeout=LOG_LOCK_TIMEOUT)
+    except filelock.Timeout:
+        raise TimeoutError(f"The results log {path} has been locked by another process for {LOG_LOCK_TIMEOUT} s "
+                           f"(lock file {lock.lock_file}). Wait for the other notebook or command to finish, "
+                           "then run this cell again.") from None
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
 def log_result(notebook: str, approach: str, model: str, n_train: int, metrics: dict[str, float],
                seconds: float, n_test: int | None = None, device: str | None = None,
                mode: str | None = None, task: Task | str | None = None) -> pd.DataFrame:
@@ -115,12 +151,14 @@ def log_result(notebook: str, approach: str, model: str, n_train: int, metrics: 
         "seconds": round(float(seconds), 1), "device": device, "mode": mode or run_mode(),
     }
     frame = pd.DataFrame([row], columns=RESULTS_COLUMNS)
-    _append_to_log(results_log_path(), frame)
+    with results_log_lock() as path:  # checking for the header and appending are one step for other writers
+        _append_to_log(path, frame)
     return frame
 
 
 def _append_to_log(path: pathlib.Path, frame: pd.DataFrame) -> None:
     """Append `frame` (RESULTS_COLUMNS) to the log at `path`, whatever columns the log has.
+    The caller holds results_log_lock(path).
 
     A log written with other columns (an older course version, or edited by hand) is rewritten
     with RESULTS_COLUMNS first and the user's extra columns after, every row kept: appending
@@ -151,9 +189,10 @@ def read_results(mode: str | None = None, task: Task | str | None = None) -> pd.
     Rows logged before the log had a task column count as the default task's.
     """
     path = results_log_path()
-    if not path.exists():
+    if not path.exists():  # nothing to read, and no lock file made by a mere reader
         return pd.DataFrame(columns=RESULTS_COLUMNS)
-    df = pd.read_csv(path)
+    with results_log_lock(path):  # never half of a row that another process is appending
+        df = pd.read_csv(path)
     # A log from an older version may lack some columns (log_result adds them on its next write).
     df = df.reindex(columns=RESULTS_COLUMNS + [c for c in df.columns if c not in RESULTS_COLUMNS])
     df["task"] = df["task"].fillna(DEFAULT_TASK)  # the only task there was before tasks were data

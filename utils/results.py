@@ -10,6 +10,9 @@ when notebook 4 or 7 wants notebook 3's rows. Three ways round it, from easy to 
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import math
 import os
 import pathlib
 import shutil
@@ -20,8 +23,8 @@ import warnings
 import pandas as pd
 
 from .device import in_colab
-from .metrics import RESULTS_COLUMNS, results_log_path
-from .modes import REPO_ROOT
+from .metrics import RESULTS_COLUMNS, results_log_lock, results_log_path
+from .modes import MODES, REPO_ROOT
 from .task import DEFAULT_TASK, Task, task_name
 
 DRIVE_MOUNT = pathlib.Path("/content/drive")
@@ -85,7 +88,8 @@ def export_results(path: str | pathlib.Path | None = None) -> pathlib.Path:
     if not source.exists():
         raise FileNotFoundError(f"No results log at {source} yet: run a notebook that logs results first.")
     target = pathlib.Path(path) if path is not None else pathlib.Path(f"results-log-{time.strftime('%Y%m%d-%H%M%S')}.csv")
-    shutil.copyfile(source, target)
+    with results_log_lock(source):  # a row appended meanwhile is in the copy whole, or not at all
+        shutil.copyfile(source, target)
     if in_colab():
         from google.colab import files
 
@@ -97,7 +101,10 @@ def import_results(path: str | pathlib.Path | None = None) -> pd.DataFrame:
     """Add the rows of an exported results log to this runtime's log; return the rows added.
 
     Rows already in the log are not added twice, so importing the same file again changes
-    nothing. Without `path`, on Colab, a file upload dialog asks for the file.
+    nothing; numbers count as the same whatever their spelling (40, 40.0). Every row is checked
+    first: a file with a row that is cut off (an interrupted copy) or malformed is refused whole,
+    with the line numbers, and nothing is added. Without `path`, on Colab, a file upload dialog
+    asks for the file.
     """
     if path is None:
         if not in_colab():
@@ -111,26 +118,155 @@ def import_results(path: str | pathlib.Path | None = None) -> pd.DataFrame:
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No file at {path}: check the name (and upload it first on Colab).")
+    incoming = _read_export(path)
+    # Under the log's lock from reading to replacing: a row that another process appends meanwhile
+    # would otherwise be lost when the merged copy replaces the log.
+    with results_log_lock() as target:
+        current = _read_log_as_text(target)
+        key = [c for c in RESULTS_COLUMNS if c in incoming.columns and c in current.columns]
+        seen = {_row_key(row, key) for row in current[key].itertuples(index=False, name=None)}
+        new = incoming[[_row_key(row, key) not in seen
+                        for row in incoming[key].itertuples(index=False, name=None)]]
+        if new.empty:
+            return _typed(new)
+        extra = [c for c in [*current.columns, *incoming.columns] if c not in RESULTS_COLUMNS]
+        merged = pd.concat([current, new], ignore_index=True).reindex(columns=RESULTS_COLUMNS + list(dict.fromkeys(extra)))
+        # As text, so the rows already in the log are written back exactly as they were (no 100 -> 100.0).
+        # A temporary file renamed over the log: an interruption never leaves half a log.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".results_log.", suffix=".csv")
+        os.close(fd)
+        merged.fillna("").to_csv(tmp, index=False)
+        os.replace(tmp, target)
+    return _typed(new.reset_index(drop=True))
+
+
+# How import_results checks an exported row: the columns that must be filled in, and the kind of
+# value of each column (a score is a number from 0 to 1, a size a whole number from 0).
+_FILLED = ("time", "notebook", "approach", "model", "n_train", "f1_macro")
+_WHOLE_NUMBERS = ("n_train", "n_test")
+_SCORES = ("f1_macro", "f1_micro", "accuracy", "balanced_accuracy", "precision_macro", "recall_macro")
+_NUMBERS = (*_WHOLE_NUMBERS, *_SCORES, "seconds")
+_SHOWN_PROBLEMS = 5
+
+
+def _read_export(path: pathlib.Path) -> pd.DataFrame:
+    """The rows of an exported log as text, every row checked; ResultsFileError naming the lines that are not right.
+
+    Read with the csv module rather than pandas: pandas fills a row that is cut short with empty
+    values without a word, and cannot say on which line of the file a row starts.
+    """
     try:
-        incoming = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ResultsFileError(f"{path} is not a CSV results log ({type(error).__name__}: {error}).") from None
-    _check_log(incoming, path)
-    target = results_log_path()
-    current = pd.read_csv(target) if target.exists() else pd.DataFrame(columns=RESULTS_COLUMNS)
-    columns = list(current.columns) + [c for c in incoming.columns if c not in current.columns]
-    key = [c for c in RESULTS_COLUMNS if c in incoming.columns and c in current.columns]
-    seen = set(current[key].astype(str).itertuples(index=False, name=None)) if len(current) else set()
-    new = incoming[[tuple(row) not in seen for row in incoming[key].astype(str).itertuples(index=False, name=None)]]
-    if new.empty:
-        return new
-    merged = pd.concat([current, new], ignore_index=True)[columns]
-    # Write a temporary file and rename it: an interruption never leaves half a log.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".results_log.", suffix=".csv")
-    os.close(fd)
-    merged.to_csv(tmp, index=False)
-    os.replace(tmp, target)
-    return new.reset_index(drop=True)
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's byte-order mark
+            reader = csv.reader(handle, strict=True)
+            header, rows = next(reader, None), []
+            line = reader.line_num
+            for record in reader:
+                rows.append((line + 1, record))
+                line = reader.line_num  # a quoted value may span lines: the next row starts after this one ends
+    except UnicodeDecodeError as error:
+        raise ResultsFileError(f"{path} is not a CSV results log (it is not UTF-8 text: {error.reason} at byte "
+                               f"{error.start}). Pick a file written by utils.export_results().") from None
+    except csv.Error as error:
+        raise ResultsFileError(f"{path} is not a CSV results log (line {reader.line_num} does not parse as CSV: "
+                               f"{error}). Pick a file written by utils.export_results().") from None
+    if not header:
+        raise ResultsFileError(f"{path} is empty: pick a file written by utils.export_results().")
+    header = [name.strip() for name in header]
+    _check_log(pd.DataFrame(columns=header), path)
+    problems = []
+    rows = [(number, record) for number, record in rows if record]  # blank lines carry no row
+    for index, (number, record) in enumerate(rows):
+        if len(record) < len(header):
+            cut = index == len(rows) - 1
+            problems.append(f"line {number}: the row has {len(record)} of the header's {len(header)} fields"
+                            + (", so the file looks cut off (an interrupted download or copy)" if cut else ""))
+        elif len(record) > len(header):
+            problems.append(f"line {number} has {len(record)} fields, the header {len(header)} (a value that holds "
+                            "a comma must be in double quotes)")
+        else:
+            problems += [f"line {number}: {problem}" for problem in _row_problems(dict(zip(header, record)))]
+    if problems:
+        shown = "; ".join(problems[:_SHOWN_PROBLEMS]) + (f"; and {len(problems) - _SHOWN_PROBLEMS} more"
+                                                          if len(problems) > _SHOWN_PROBLEMS else "")
+        raise ResultsFileError(f"{path} has rows that are not results (nothing was imported): {shown}. Export the log "
+                               "again with utils.export_results() and import the new file, or fix these rows.")
+    return pd.DataFrame([record for _, record in rows], columns=header, dtype=object)
+
+
+def _row_problems(row: dict[str, str]) -> list[str]:
+    """What is wrong with one exported row (column -> text), in words; [] when nothing is."""
+    problems = [f"{column} is empty" for column in _FILLED if column in row and not row[column].strip()]
+    for column in _NUMBERS:
+        text = row.get(column, "").strip()
+        if not text or f"{column} is empty" in problems:
+            continue
+        number = _number(text)
+        if column in _WHOLE_NUMBERS:
+            if number is None or not number.is_integer() or number < 0:
+                problems.append(f"{column} {text!r} is not a whole number (0 or more)")
+        elif number is None:
+            problems.append(f"{column} {text!r} is not a number")
+        elif column in _SCORES and not 0 <= number <= 1:
+            problems.append(f"{column} {text} is not between 0 and 1")
+        elif number < 0:
+            problems.append(f"{column} {text} is below 0")
+    time_text = row.get("time", "").strip()
+    if time_text and _when(time_text) is None:
+        problems.append(f"time {time_text!r} is not a date and time (e.g. 2026-03-01T10:00:00)")
+    mode = row.get("mode", "").strip()
+    if mode and mode not in MODES:  # empty: a row from before the log had a mode column
+        problems.append(f"mode {mode!r} is not a run mode ({', '.join(MODES)})")
+    return problems
+
+
+def _number(text: str) -> float | None:
+    """`text` as a finite number, or None."""
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _when(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _read_log_as_text(path: pathlib.Path) -> pd.DataFrame:
+    """This runtime's log, every value as the text in the file ("" when empty); no rows when there is no log."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=RESULTS_COLUMNS, dtype=object)
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _row_key(values: tuple, columns: list[str]) -> tuple:
+    """A row as import_results compares it: numbers as numbers (40 == 40.0), times as times, an empty task as
+    the default task (rows logged before tasks), other text stripped; an empty value matches only an empty one."""
+    key = []
+    for column, value in zip(columns, values):
+        text = "" if pd.isna(value) else str(value).strip()
+        if column in _NUMBERS:
+            number = _number(text)
+            key.append(number if number is not None else text or None)
+        elif column == "time":
+            key.append(_when(text) or text)
+        elif column == "task":
+            key.append(text or DEFAULT_TASK)
+        else:
+            key.append(text)
+    return tuple(key)
+
+
+def _typed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Imported rows (text) with their number columns as numbers, as read_results gives them."""
+    rows = rows.replace("", None)
+    for column in _NUMBERS:
+        if column in rows.columns:
+            rows[column] = pd.to_numeric(rows[column])
+    return rows
 
 
 def reference_results(path: pathlib.Path = REFERENCE_PATH, task: Task | str | None = None) -> pd.DataFrame:
