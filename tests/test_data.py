@@ -98,6 +98,39 @@ def test_non_utf8_file_says_how_to_convert(tmp_path):
     assert "is not UTF-8" in str(excinfo.value) and "iconv -f latin1 -t utf-8" in str(excinfo.value)
 
 
+def test_a_non_utf8_file_names_the_byte_and_line_where_it_stops_being_utf8(tmp_path):
+    # pandas decodes in blocks and reports the offset inside its block ("at byte 7"), not in the file.
+    rows = "".join(f"Other,Sentence number {i} about schools and roads.,,\n" for i in range(20))
+    content = ("label_text,text_original,text_preceding,text_following\n" + rows).encode("utf-8")
+    content += "Other,Défense européenne,,\n".encode("latin-1")
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(content)
+    offset = content.index(b"\xe9")
+    assert offset > 600
+    with pytest.raises(DataError, match=rf"not UTF-8 text: byte {offset} \(line 22\) is 0xe9"):
+        data.read_course_csv(path)
+
+
+def test_empty_or_missing_texts_are_refused_with_their_rows(tmp_path):
+    path = tmp_path / "gaps.csv"
+    path.write_text("label_text,text_original,text_preceding,text_following\n"
+                    "Other,A text.,,\n"
+                    'Other,"   ",,\n'  # only spaces
+                    "Other,Another text.,,\n"
+                    "Other\n"  # a row cut short: no text cell at all
+                    "Other,,Before.,After.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"gaps\.csv has 3 row\(s\) without a text \(column 'text_original'\): rows "
+                                        r"3, 5, 6 \(row 1 is the header\)\. Fill the texts in, or delete those rows"):
+        data.read_course_csv(path)
+
+
+def test_rows_with_labels_the_task_lacks_are_named(tmp_path):
+    frame = course_frame(["Other", "", "Other", "Militray: Positive"])
+    with pytest.raises(DataError, match=r"label\(s\) the task 'manifesto-military' does not know: \['', 'Militray: "
+                                        r"Positive'\] \(rows 3, 5\)"):
+        data.read_course_csv(write_csv(tmp_path, frame))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="No data file at .*nothing.csv"):
         data.read_course_csv(tmp_path / "nothing.csv")

@@ -188,7 +188,7 @@ def test_a_label_in_the_data_that_the_task_lacks(tmp_path):
     own_csv(tmp_path, "train", ["a", "b", "c"])
     own_csv(tmp_path, "test", ["a", "b"])
     mine = quietly(task_module.task_from_file, own_task_file(tmp_path, labels=["a", "b"]))
-    with pytest.raises(DataError, match=r"train\.csv has label\(s\) the task 'my-task' does not know: \['c'\]\. "
+    with pytest.raises(DataError, match=r"train\.csv has label\(s\) the task 'my-task' does not know: \['c'\] \(row 4\)\. "
                                         r"Known labels: \['a', 'b'\]\. Add them to the task's labels"):
         utils.course_splits(2, 2, seed=1, task=mine)
 
@@ -253,6 +253,17 @@ def test_a_task_file_that_is_not_json_or_not_there(tmp_path):
     with pytest.raises(TaskError, match=r"No task 'no-such-task': give a built-in task \(manifesto-military, "
                                         r"manifesto-protectionism\) or the path of a task file"):
         utils.load_task("no-such-task")
+
+
+def test_a_key_given_twice_in_a_task_file_is_refused(tmp_path):
+    # json.loads keeps the last of two equal keys without a word: here the first description would vanish.
+    path = own_task_file(tmp_path)
+    text = path.read_text(encoding="utf-8").replace(
+        '"name"', '"labels": {"a": "about apples", "b": "about bees", "a": "about ants"}, "name"')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(TaskError, match=r"task\.json gives the key 'a' twice in one object \(\{'a': 'about apples', "
+                                        r"'b': 'about bees', 'a': 'about ants'\}\)\. Keep one"):
+        task_module.task_from_file(path)
 
 
 # ---------------------------------------------------------------- where the task shows

@@ -18,6 +18,7 @@ import os
 import pathlib
 import tempfile
 import urllib.error
+import warnings
 import urllib.parse
 import urllib.request
 from typing import Sequence
@@ -43,6 +44,29 @@ ALL_ROWS = "all"  # a sample size meaning: every row of the file
 
 class DataError(ValueError):
     """A data file or sample that the course code cannot use; the message says how to fix it."""
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """A data file that is not there: a DataError (commands report it as one) and a FileNotFoundError."""
+
+
+def _not_utf8(path: pathlib.Path) -> str:
+    """Where `path` stops being UTF-8, in words: pandas decodes in blocks, so the offset in its error is
+    within a block, not within the file."""
+    content = path.read_bytes()
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content.count(b"\n", 0, error.start) + 1
+        return f"byte {error.start} (line {line}) is 0x{content[error.start]:02x}: {error.reason}"
+    return "a byte that is not UTF-8"
+
+
+def _rows(index: pd.Index, shown: int = 10) -> str:
+    """Row positions as a spreadsheet numbers them (the header is row 1), the first `shown` of them."""
+    numbers = [str(i + 2) for i in index[:shown]]
+    return (("row " if len(index) == 1 else "rows ") + ", ".join(numbers)
+            + (f" and {len(index) - shown} more" if len(index) > shown else ""))
 
 
 def data_url(task: Task | None = None) -> str:
@@ -154,7 +178,7 @@ def read_course_csv(path: str | pathlib.Path, task: Task | None = None, check_la
     path = pathlib.Path(path)
     if not path.exists():
         ci = f" (in ci mode: {dict(task.ci_files)})" if task.ci_files else ""
-        raise FileNotFoundError(
+        raise DataFileNotFoundError(
             f"No data file at {path}. Check the path: the task {task.name!r} names its files {dict(task.files)}{ci}; "
             f"relative paths start at {task.folder}" + (f", or at COURSE_DATA_URL / {task.data_url}"
                                                          if task.data_url else "") + "."
@@ -164,9 +188,9 @@ def read_course_csv(path: str | pathlib.Path, task: Task | None = None, check_la
                         "Delete it; if it came from a download, check COURSE_DATA_URL and load the data again.")
     try:
         df = pd.read_csv(path, encoding="utf-8", keep_default_na=False, dtype=str)
-    except UnicodeDecodeError as error:
+    except UnicodeDecodeError:
         raise DataError(
-            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}). Save it as UTF-8 "
+            f"{path} is not UTF-8 text: {_not_utf8(path)}. Save it as UTF-8 "
             "(in a spreadsheet: 'CSV UTF-8'), or convert it, e.g. `iconv -f latin1 -t utf-8`."
         ) from None
     except pd.errors.EmptyDataError:
@@ -180,12 +204,20 @@ def read_course_csv(path: str | pathlib.Path, task: Task | None = None, check_la
     if df.empty:
         raise DataError(f"{path} has a header but no rows.")
     df = _course_columns(df, path, task)
+    # A row without a text would be trained on, or labelled, as the empty string (or its context alone).
+    no_text = df.index[df["text_original"].str.strip() == ""]
+    if len(no_text):
+        raise DataError(
+            f"{path} has {len(no_text)} row(s) without a text (column {task.text_column!r}): {_rows(no_text)} "
+            "(row 1 is the header). Fill the texts in, or delete those rows."
+        )
     if check_labels:
         unknown = sorted(set(df["label_text"]) - set(task.labels))
         if unknown:
+            rows = df.index[df["label_text"].isin(unknown)]
             raise DataError(
-                f"{path} has label(s) the task {task.name!r} does not know: {unknown}. Known labels: "
-                f"{list(task.labels)}. Add them to the task's labels (in its task file), or fix the rows."
+                f"{path} has label(s) the task {task.name!r} does not know: {unknown} ({_rows(rows)}). Known "
+                f"labels: {list(task.labels)}. Add them to the task's labels (in its task file), or fix the rows."
             )
         df["label"] = df["label_text"].map(task.label2id).astype(int)
     return df
@@ -212,6 +244,8 @@ def _course_columns(df: pd.DataFrame, path: pathlib.Path, task: Task) -> pd.Data
     for course in COURSE_COLUMNS.values():
         if course not in df.columns:  # a task without context: empty context, as for a first sentence
             df[course] = ""
+    # A row cut short leaves its last cells missing (NaN, even with keep_default_na=False): empty, as text.
+    df[list(COURSE_COLUMNS.values())] = df[list(COURSE_COLUMNS.values())].fillna("")
     df["label_text"] = df["label_text"].str.strip()
     return df
 
@@ -265,6 +299,28 @@ def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
         return df.sample(n=n, random_state=seed)
     picked, _ = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
     return picked
+
+
+def hold_out(df: pd.DataFrame, n: int, seed: int, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rest, `n` held-out rows) of `df`: a seeded, stratified sample as sample() draws it, that never
+    takes a label's only example. One row of each label stays in the rest whatever the seed.
+
+    The held-out rows are for validation (choosing the best epoch): a label whose one example went
+    there would never be trained on, and one validation example measures nothing. A label with a
+    single example in `where` gets a warning that says so.
+    """
+    single = sorted(label for label, count in df["label_text"].value_counts().items() if count == 1)
+    if single:
+        warnings.warn(f"{single} {'has' if len(single) == 1 else 'have'} only one example in {where}: it is kept for "
+                      "training, so validation has none and cannot tell how well the model learnt it. Add examples, "
+                      "or pass a --valid-csv that has some.", stacklevel=2)
+    kept = df.sample(frac=1, random_state=seed).drop_duplicates("label_text")  # a seeded row of each label
+    pool = df.drop(kept.index)
+    if n > len(pool):
+        raise DataError(f"Asked to hold out {n} rows of {where} for validation, but only {len(pool)} can be spared: "
+                        f"each of its {len(kept)} labels keeps one row for training. Hold out fewer, or add rows.")
+    held = sample(pool, n, seed)
+    return df.drop(held.index), held
 
 
 def text_with_context(df: pd.DataFrame) -> pd.Series:

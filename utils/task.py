@@ -290,8 +290,19 @@ _FILE_KEYS = [f for f in Task.__dataclass_fields__ if f not in ("folder", "gener
 def task_from_file(path: str | pathlib.Path) -> Task:
     """A Task from a task file (JSON): the keys are Task's fields; long texts may be lists of lines."""
     path = pathlib.Path(path)
+
+    def one_value_per_key(pairs: list[tuple[str, object]]) -> dict:
+        # json.loads keeps the last of two equal keys without a word: a label's first description would vanish.
+        keys = [key for key, _ in pairs]
+        repeated = next((key for key in keys if keys.count(key) > 1), None)
+        if repeated is not None:
+            shown = "{" + ", ".join(f"{key!r}: {value!r}" for key, value in pairs)
+            raise TaskError(f"The task file {path} gives the key {repeated!r} twice in one object "
+                            f"({shown[:200] + '...' if len(shown) > 200 else shown + '}'}). Keep one of them.")
+        return dict(pairs)
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=one_value_per_key)
     except json.JSONDecodeError as error:
         raise TaskError(f"The task file {path} is not valid JSON: {error.msg} at line {error.lineno}, column "
                         f"{error.colno}. A common cause is a comma after the last entry of a list or object.") from None
