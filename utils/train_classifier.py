@@ -15,12 +15,15 @@ Under several processes the Trainer runs distributed data parallel by itself: ea
 on its share of every batch and the gradients are averaged. Only process 0 writes the model.
 The model and tokenizer are saved with save_pretrained to --output-dir (atomically: a folder
 appears complete or not at all), ready for `python -m utils.label_corpus --model <output-dir>`.
-A killed run resumes from its last epoch checkpoint when started again with the same command.
+A killed run resumes from its last epoch checkpoint when started again with the same command; a run of
+another task, data, model or recipe into the same --output-dir is refused (the message says what differs).
+With the same --seed, two runs give the same weights, and so does a killed run once resumed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -57,26 +60,38 @@ def default_settings():
     )
 
 
-def load_splits(args: argparse.Namespace, s) -> dict[str, pd.DataFrame]:
-    """train / valid / test tables with `text` and `label`: the course split, or the user's CSV files."""
-    from .data import course_splits, prepare_texts, read_course_csv, sample
-    from .task import load_task
+def load_splits(args: argparse.Namespace, s, task) -> dict[str, pd.DataFrame]:
+    """train / valid / test tables with `text` and `label`: the course split, or the user's CSV files of `task`.
+
+    Whatever the source, every label of the task has examples in the training split (and in a test
+    file, as the course split requires of its files); DataError or TrainError says which lack them.
+    """
+    from .data import check_every_label_occurs, course_splits, hold_out, prepare_texts, read_course_csv
 
     if args.train_csv is None:
-        return course_splits(s.N_TRAIN, s.N_TEST, s.SEED, n_valid=s.N_VALID, context=s.CONTEXT, task=args.task)
-    train = read_course_csv(args.train_csv, task=load_task(args.task))
-    if args.valid_csv is not None:
-        valid = read_course_csv(args.valid_csv, task=load_task(args.task))
+        splits = course_splits(s.N_TRAIN, s.N_TEST, s.SEED, n_valid=s.N_VALID, context=s.CONTEXT, task=task)
     else:
-        if s.N_VALID >= len(train):
-            raise TrainError(f"{args.train_csv} has {len(train)} rows, too few to hold out N_VALID={s.N_VALID} for "
-                             "validation. Pass --valid-csv, or a smaller --n-valid.")
-        valid = sample(train, s.N_VALID, s.SEED)  # held out: the epoch is chosen on rows never trained on
-        train = train.drop(valid.index)
-    splits = {"train": train, "valid": valid}
-    if args.test_csv is not None:
-        splits["test"] = read_course_csv(args.test_csv, task=load_task(args.task))
-    return {name: prepare_texts(df, s.CONTEXT).reset_index(drop=True) for name, df in splits.items()}
+        train = read_course_csv(args.train_csv, task=task)
+        check_every_label_occurs(train, f"training file ({args.train_csv})", task)
+        if args.valid_csv is not None:
+            valid = read_course_csv(args.valid_csv, task=task)
+        else:
+            if s.N_VALID >= len(train):
+                raise TrainError(f"{args.train_csv} has {len(train)} rows, too few to hold out N_VALID={s.N_VALID} for "
+                                 "validation. Pass --valid-csv, or a smaller --n-valid.")
+            # Held out: the epoch is chosen on rows never trained on; a label's only example stays in training.
+            train, valid = hold_out(train, s.N_VALID, s.SEED, where=args.train_csv)
+        splits = {"train": train, "valid": valid}
+        if args.test_csv is not None:
+            splits["test"] = read_course_csv(args.test_csv, task=task)
+            check_every_label_occurs(splits["test"], f"test file ({args.test_csv})", task)
+        splits = {name: prepare_texts(df, s.CONTEXT).reset_index(drop=True) for name, df in splits.items()}
+    # The course split's files have every label, but a small N_TRAIN sample can still miss a rare one.
+    missing = [label for label in task.labels if label not in set(splits["train"]["label_text"])]
+    if missing:
+        raise TrainError(f"The training split ({len(splits['train'])} rows) has no example of {missing}: the model "
+                         "would never learn them. Raise --n-train, or add examples of these labels.")
+    return splits
 
 
 def choose_max_length(tokenizer, texts: Sequence[str], upper: int) -> int:
@@ -85,12 +100,44 @@ def choose_max_length(tokenizer, texts: Sequence[str], upper: int) -> int:
     return int(min(upper, math.ceil(lengths.quantile(0.99) / 16) * 16))
 
 
-def _file_id(path: str | None) -> list | None:
-    """A user's data file as the run saw it (path, size, modification time): an edited file is other data."""
-    if path is None or not pathlib.Path(path).is_file():
-        return path  # read_course_csv says what is wrong with a missing file, later
-    stat = pathlib.Path(path).stat()
-    return [str(pathlib.Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+def _data_sha256(splits: dict[str, pd.DataFrame]) -> str:
+    """A hash of what training reads: every training and validation text with its label id, in order.
+
+    The texts as the model gets them (with or without context), so an edited file, another file, another
+    sample of the course split or other label ids all give another hash, and a file touched but not
+    changed gives the same one.
+    """
+    content = {name: splits[name][["text", "label"]].astype({"label": int}).values.tolist()
+               for name in ("train", "valid") if name in splits}
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def run_identity(model: str, task, splits: dict[str, pd.DataFrame], recipe: dict) -> dict:
+    """What makes a training run this run: the model, the task (its labels, in id order), the data and the recipe.
+
+    Written next to the checkpoints; a checkpoint is resumed only by a run with the same identity.
+    """
+    from .corpus_job import model_fingerprint
+
+    return {**model_fingerprint(model), "task": task.name, "labels": list(task.labels),
+            "data_sha256": _data_sha256(splits), **recipe}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """What differs between two run identities, one short phrase each."""
+    phrases = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "data_sha256":
+            phrases.append("the training and validation data differ (other texts, rows or label ids)")
+        elif key == "model_files":
+            phrases.append("the model folder's files changed")
+        elif len(repr(old.get(key))) + len(repr(new.get(key))) <= 160:
+            phrases.append(f"{key} {old.get(key)!r} then, {new.get(key)!r} now")
+        else:
+            phrases.append(f"{key} differs")
+    return phrases
 
 
 def _checkpoint_dir(output_dir: pathlib.Path) -> pathlib.Path:
@@ -106,28 +153,70 @@ def _complete_checkpoint(folder: pathlib.Path) -> bool:
     return True
 
 
-def _resume_point(checkpoints: pathlib.Path, job: dict) -> str | None:
-    """The last complete checkpoint of this same run, if a killed run left one.
+def _resume_point(checkpoints: pathlib.Path, job: dict, overwrite: bool) -> tuple[str | None, list[str]]:
+    """The last complete checkpoint of this same run, if a killed run left one, and what differs from another run's.
 
     Raises TrainError when the folder holds another run's checkpoints (the message names what
-    differs). A checkpoint cut short by the kill is skipped: the Trainer does not write them atomically.
+    differs), unless `overwrite`: then there is nothing to resume, and the differences are returned
+    for the caller to discard those checkpoints. Reads only: in a run of several processes each
+    asks, before any of them changes a file. A checkpoint cut short by the kill is skipped: the
+    Trainer does not write them atomically.
     """
     job_file = checkpoints / CHECKPOINT_JOB
-    if not job_file.exists():
+    try:
+        old = json.loads(job_file.read_text(encoding="utf-8")) if job_file.exists() else None
+    except (OSError, ValueError):
+        old = None
+    if not isinstance(old, dict):
         if checkpoints.exists() and any(checkpoints.iterdir()):
             raise TrainError(f"{checkpoints} exists but does not say which run it belongs to ({CHECKPOINT_JOB} is "
-                             "missing). Move or delete it: training keeps its checkpoints there.")
-        return None
-    old = json.loads(job_file.read_text(encoding="utf-8"))
-    differs = sorted(key for key in set(old) | set(job) if old.get(key) != job.get(key))
+                             "missing or unreadable). Move or delete it: training keeps its checkpoints there.")
+        return None, []
+    differs = _differences(old, job)
+    if differs and overwrite:
+        return None, differs
     if differs:
-        raise TrainError(f"{checkpoints} holds checkpoints of a different training run ({', '.join(differs)} differ). "
-                         f"Run the same command to resume it, or delete {checkpoints} to start over.")
+        raise TrainError(f"{checkpoints} holds the checkpoints of another training run, stopped before it finished: "
+                         f"{'; '.join(differs)}. To resume that run, run its own command again; to keep it and train "
+                         "this one, choose another --output-dir; to discard it and start this one, add --overwrite.")
     complete = [p for p in checkpoints.glob("checkpoint-*")
                 if p.name.removeprefix("checkpoint-").isdigit() and _complete_checkpoint(p)]
     if not complete:
-        return None
-    return str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-"))))
+        return None, []
+    return str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))), []
+
+
+def _model_to_load(model: str) -> str:
+    """The --model to load: a folder, or a hub id (in ci mode a course id's offline stand-in).
+
+    TrainError for a path that is no folder: left to the loader, it would end in a Hub error about
+    the form of repository ids that does not say what is wrong.
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    from .corpus_models import resolve_model
+
+    resolved = resolve_model(model)
+    path = pathlib.Path(resolved).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists():
+        raise TrainError(f"--model {model} is a file, not a model folder: pass the folder that save_pretrained wrote "
+                         "(it holds config.json), or a Hub id such as microsoft/deberta-v3-base.")
+    try:
+        validate_repo_id(resolved)
+    except HFValidationError:
+        raise TrainError(f"--model {model}: no such folder (relative to {pathlib.Path.cwd()}), and not a Hub id either "
+                         "(those look like organisation/name). Check the path, or pass a Hub id such as "
+                         "microsoft/deberta-v3-base.") from None
+    return resolved
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)  # a run killed while writing leaves the old file or the new one, never half
 
 
 def train(args: argparse.Namespace) -> pathlib.Path:
@@ -135,10 +224,9 @@ def train(args: argparse.Namespace) -> pathlib.Path:
     import torch
     from datasets import Dataset
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+                              TrainingArguments, set_seed)
 
-    from .corpus_job import model_fingerprint
-    from .corpus_models import resolve_model, task_labels
+    from .corpus_models import task_labels
     from .device import check_trainable_dtype, device, precision_args
     from .metrics import classification_metrics, compute_metrics
 
@@ -147,22 +235,28 @@ def train(args: argparse.Namespace) -> pathlib.Path:
                  "LEARNING_RATE": args.learning_rate, "BATCH_SIZE": args.batch_size, "MAX_LENGTH": args.max_length,
                  "CONTEXT": args.context, "SEED": args.seed}
     s.values.update({name: value for name, value in overrides.items() if value is not None})
+    # Before anything random: the new classification head is drawn from torch's generator when the model is
+    # loaded below, and the Trainer seeds only when it is created, after that (notebook 3 seeds first too).
+    set_seed(s.SEED)
     if args.model is not None:
-        s.values["MODEL"] = resolve_model(args.model)
+        s.values["MODEL"] = _model_to_load(args.model)
     output_dir = pathlib.Path(args.output_dir)
     checkpoints = _checkpoint_dir(output_dir)
-    # What makes a run this run: a checkpoint of another model, data or recipe must not be resumed.
-    job = {**model_fingerprint(str(s.MODEL)), "train_csv": _file_id(args.train_csv),
-           "valid_csv": _file_id(args.valid_csv), **{name.lower(): s.values[name] for name in overrides}}
-    resume_from = _resume_point(checkpoints, job)
+    task = task_labels(args.task).task
+    id2label = dict(enumerate(task.labels))
+    splits = load_splits(args, s, task)
+    # What makes a run this run: a checkpoint of another model, task, data or recipe must not be resumed.
+    job = run_identity(str(s.MODEL), task, splits, {name.lower(): s.values[name] for name in overrides})
+    resume_from, discarded = _resume_point(checkpoints, job, args.overwrite)
     if resume_from is None and output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite:
         raise TrainError(f"{output_dir} exists and is not empty. Choose another --output-dir, or add --overwrite "
                          "to replace what is in it.")
 
-    task = task_labels(args.task)
-    id2label = dict(enumerate(task.labels))
-    splits = load_splits(args, s)
-    tokenizer = AutoTokenizer.from_pretrained(s.MODEL)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(s.MODEL)
+    except OSError as error:  # a Hub id that is not there, or no network to fetch it
+        raise TrainError(f"--model {s.MODEL}: no such folder here, and loading it from the Hugging Face Hub failed "
+                         f"({str(error).splitlines()[0]}). Check the path or the id.") from None
     max_length = choose_max_length(tokenizer, splits["train"]["text"], s.MAX_LENGTH)
 
     def tokenize(df: pd.DataFrame) -> Dataset:
@@ -204,8 +298,12 @@ def train(args: argparse.Namespace) -> pathlib.Path:
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics)
     main = trainer.is_world_process_zero()
     if main:
+        if discarded:  # --overwrite, onto the checkpoints of another run: only process 0 changes files
+            print(f"Discarding the checkpoints of another training run in {checkpoints} (--overwrite): "
+                  f"{'; '.join(discarded)}.", flush=True)
+            shutil.rmtree(checkpoints)
         checkpoints.mkdir(parents=True, exist_ok=True)
-        (checkpoints / CHECKPOINT_JOB).write_text(json.dumps(job, indent=2), encoding="utf-8")
+        _write_atomically(checkpoints / CHECKPOINT_JOB, json.dumps(job, indent=2))
         print(f"Training {s.MODEL} on {len(splits['train'])} texts ({training_args.world_size} process(es), "
               f"max_length {max_length})" + (f", resuming from {resume_from}" if resume_from else ""), flush=True)
     trainer.train(resume_from_checkpoint=resume_from)
@@ -255,19 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--context", action=argparse.BooleanOptionalAction, default=None,
                         help="the quote with its neighbouring sentences (default, as in the paper) or alone")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--overwrite", action="store_true", help="replace what is in --output-dir")
+    parser.add_argument("--overwrite", action="store_true", help="replace what is in --output-dir, and discard "
+                        "the checkpoints of another run that was stopped there")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: train, or print a clear error (exit status 2) on bad arguments or data."""
     from .data import DataError
+    from .task import TaskError
 
     args = build_parser().parse_args(argv)
     args.task = args.task or os.environ.get("COURSE_TASK") or None  # as in the notebooks' settings cell
     try:
         train(args)
-    except (TrainError, DataError) as error:
+    except (TrainError, DataError, TaskError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
