@@ -97,6 +97,72 @@ def test_the_default_dataset_is_the_one_notebook_6_uses():
     assert 'IF_EXISTS="reuse"' in settings  # so a student's run finds the class dataset instead of making one
 
 
+def _passwords_file(tmp_path: pathlib.Path, mode: int) -> pathlib.Path:
+    path = tmp_path / "passwords.csv"
+    path.write_text(",".join(classroom.PASSWORD_COLUMNS) + "\nanna,a-secret,ws,Anna,\n", encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
+def test_an_existing_passwords_file_that_others_can_read_is_made_private_and_said_so(tmp_path):
+    path = _passwords_file(tmp_path, 0o644)  # e.g. copied, or written by hand: O_CREAT's 0600 never applied
+    with pytest.warns(UserWarning, match=r"passwords\.csv could be read by others \(mode 0644\): it is now 0600"):
+        rows = classroom.read_passwords(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and rows["anna"]["password"] == "a-secret"
+    path.chmod(0o660)
+    with pytest.warns(UserWarning, match=r"mode 0660"):
+        classroom.append_password(path, {"username": "ben", "password": "b-secret", "workspace": "ws",
+                                         "first_name": "Ben", "last_name": ""})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and list(classroom.read_passwords(path)) == ["anna", "ben"]
+
+
+class _Owner:
+    """Just enough of an argilla client for prepare_class to get as far as sending passwords."""
+
+    def __init__(self, api_url: str):
+        self.api_url = api_url
+        self.me = type("Me", (), {"username": "owner", "role": "owner"})()
+        self.users = []
+
+
+@pytest.mark.parametrize("url", ["http://argilla.school.example:6900", "http://192.0.2.10", "HTTP://Argilla.Example"])
+def test_passwords_never_travel_over_plain_http_to_another_machine(url, issues, tmp_path, monkeypatch, capsys):
+    with pytest.raises(utils.AnnotationError, match=r"plain http.*https://.*--insecure"):
+        classroom.prepare_class(_Owner(url), classroom.numbered_students(1), tmp_path / "pw.csv", issues)
+    with pytest.raises(utils.AnnotationError, match=r"plain http"):
+        classroom.login(url, "student01", "a-secret")
+    assert not (tmp_path / "pw.csv").exists()
+
+    def never(credentials, **kwargs):
+        raise AssertionError("connected to a server over plain http")
+
+    monkeypatch.setattr(classroom, "connect", never)
+    monkeypatch.setenv("ARGILLA_API_URL", url)
+    monkeypatch.setenv("ARGILLA_API_KEY", "owner-key")
+    args = ["--students", "1", "--passwords", str(tmp_path / "pw.csv"), "--issues", str(utils.label_issues_path())]
+    assert classroom.main(args) == 2
+    assert "plain http" in capsys.readouterr().err
+
+
+def test_plain_http_is_fine_on_this_machine_and_with_insecure(issues, tmp_path, monkeypatch, capsys):
+    for url in ("http://127.0.0.1:6900", "http://localhost:6900/", "http://[::1]:6900", "https://x.hf.space"):
+        classroom.require_private_transport(url, insecure=False)  # no error
+    with pytest.warns(UserWarning, match=r"unencrypted to argilla\.school\.example"):
+        classroom.require_private_transport("http://argilla.school.example:6900", insecure=True)
+
+    def stop(credentials, **kwargs):
+        raise utils.AnnotationError(f"stopped before connecting to {credentials.api_url}")
+
+    monkeypatch.setattr(classroom, "connect", stop)
+    monkeypatch.setenv("ARGILLA_API_URL", "http://argilla.school.example:6900")
+    monkeypatch.setenv("ARGILLA_API_KEY", "owner-key")
+    args = ["--students", "1", "--passwords", str(tmp_path / "pw.csv"), "--issues", str(utils.label_issues_path()),
+            "--insecure"]
+    with pytest.warns(UserWarning, match="unencrypted"):
+        assert classroom.main(args) == 2
+    assert "stopped before connecting to http://argilla.school.example:6900" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- against the real server
 
 

@@ -14,6 +14,8 @@ It creates, on the server the owner's key opens:
 
 Rerunning it is safe: workspaces, users, datasets and records that exist are kept; the passwords CSV
 is only ever appended to (new users), never rewritten, so every password in it stays valid.
+Passwords are sent only over https, or over plain http to this machine (localhost); --insecure allows
+plain http to another machine, for a network you trust.
 Students sign in to the web page with their username and password and copy their API key from
 *My settings* into notebook 6 (ARGILLA_API_KEY); STAND_IN_ANNOTATORS must be 0 for them.
 """
@@ -22,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import ipaddress
 import os
 import pathlib
 import re
 import secrets
+import stat
 import sys
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 
@@ -112,8 +117,25 @@ def workspace_of(student: Student, workspace: str) -> str:
 # ---------------------------------------------------------------- the instructor's passwords CSV
 
 
+def _make_private(fd: int, path: pathlib.Path) -> None:
+    """Make the open passwords file `fd` readable by its owner only (mode 600), saying so when it was not.
+
+    O_CREAT's mode applies only to a new file: one copied, or made by hand or by another tool, keeps
+    whatever mode it had, and a password in it is no secret on a shared machine.
+    """
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    if mode & 0o077:
+        os.fchmod(fd, 0o600)
+        warnings.warn(f"{path} could be read by others (mode {mode:04o}): it is now {0o600:04o}, readable by its "
+                      "owner only. Passwords that others could read may have been seen: reset them in Argilla if "
+                      "that matters.", stacklevel=3)
+
+
 def read_passwords(path: pathlib.Path) -> dict[str, dict[str, str]]:
-    """The rows of an existing passwords CSV by username ({} when there is no file yet)."""
+    """The rows of an existing passwords CSV by username ({} when there is no file yet).
+
+    A passwords file of this command that others can read is made private (mode 600), with a warning.
+    """
     if not path.exists():
         return {}
     with open(path, newline="", encoding="utf-8") as handle:
@@ -122,11 +144,12 @@ def read_passwords(path: pathlib.Path) -> dict[str, dict[str, str]]:
             raise AnnotationError(f"{path} exists but is not a passwords file of this command (columns "
                                   f"{reader.fieldnames}, expected {PASSWORD_COLUMNS}). It is left untouched: give "
                                   "another --passwords path.")
+        _make_private(handle.fileno(), path)
         return {row["username"]: row for row in reader}
 
 
 def append_password(path: pathlib.Path, row: dict[str, str]) -> None:
-    """Add one row; a new file gets the header and is readable by its owner only (mode 600).
+    """Add one row; the file gets the header when new, and is readable by its owner only (mode 600).
 
     The row is on disk (flushed and synced) before the account is created, so a crash can never
     leave an account whose password nobody knows.
@@ -134,6 +157,7 @@ def append_password(path: pathlib.Path, row: dict[str, str]) -> None:
     new = not path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    _make_private(fd, path)  # before the password is written
     with os.fdopen(fd, "a", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=PASSWORD_COLUMNS)
         if new:
@@ -144,6 +168,33 @@ def append_password(path: pathlib.Path, row: dict[str, str]) -> None:
 
 
 # ---------------------------------------------------------------- the server
+
+
+def require_private_transport(api_url: str, insecure: bool = False) -> None:
+    """AnnotationError unless passwords sent to `api_url` are safe from the network: https, or plain http
+    to this machine (localhost, 127.0.0.1, ::1). With `insecure`, plain http to another machine is
+    allowed with a warning (a network the instructor trusts, e.g. a server in the classroom)."""
+    parts = urllib.parse.urlsplit(api_url.strip())
+    if parts.scheme.lower() != "http":
+        return
+    host = (parts.hostname or "").lower()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if loopback:
+        return
+    if insecure:
+        # stacklevel 1: one place for Python's once-per-location rule, so the command, which sends passwords
+        # from several functions, warns once per host.
+        warnings.warn(f"--insecure: the students' passwords go unencrypted to {host}, over plain http; anyone on the "
+                      "network between can read them.", stacklevel=1)
+        return
+    raise AnnotationError(
+        f"{api_url} is plain http to another machine ({host}): the students' passwords would travel unencrypted. "
+        f"Use the server's https:// address (a Hugging Face Space has one: https://<name>.hf.space), or, on a network "
+        "you trust, add --insecure.")
+
 
 
 def require_owner(client) -> None:
@@ -190,11 +241,12 @@ def read_issues(path: pathlib.Path) -> pd.DataFrame:
 
 def prepare_class(client, students: list[Student], passwords: pathlib.Path, issues: pd.DataFrame, *,
                   workspace: str = DEFAULT_WORKSPACE, dataset_name: str = DEFAULT_DATASET, n_review: int = 60,
-                  min_submitted: int = 3, role: str = "annotator",
-                  task: Task | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  min_submitted: int = 3, role: str = "annotator", task: Task | str | None = None,
+                  insecure: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Create what is missing (workspaces, accounts, datasets, records); keep what exists.
 
     The datasets ask for `task`'s labels (default: the default task's), with its guidelines.
+    Passwords go to the server only over https or to this machine (see require_private_transport).
 
     Returns two tables: one row per student (workspace, what happened to the account) and one row
     per dataset (records sent now and in all). Passwords appear in neither: only in `passwords`.
@@ -205,6 +257,7 @@ def prepare_class(client, students: list[Student], passwords: pathlib.Path, issu
         raise AnnotationError(f"role must be one of {ROLES}, not {role!r}.")
     if min_submitted <= 0:
         raise AnnotationError(f"--min-submitted must be at least 1, got {min_submitted}.")
+    require_private_transport(client.api_url, insecure)  # before any password is made or sent
     require_owner(client)
     saved = read_passwords(passwords)
     to_review = select_for_review(issues, n_review)
@@ -249,10 +302,12 @@ def prepare_class(client, students: list[Student], passwords: pathlib.Path, issu
     return pd.DataFrame(rows), pd.DataFrame(datasets)
 
 
-def login(api_url: str, username: str, password: str, timeout: int = 30):
+def login(api_url: str, username: str, password: str, timeout: int = 30, insecure: bool = False):
     """An argilla.Argilla client for a user, from their username and password (as the web page signs in)."""
     import argilla as rg
     import httpx
+
+    require_private_transport(api_url, insecure)
 
     url = api_url.rstrip("/")
     token = httpx.post(f"{url}/api/v1/token", data={"username": username, "password": password}, timeout=timeout)
@@ -279,13 +334,14 @@ def student_records(client, dataset, limit: int = 1000) -> list[dict]:
     return [item["record"] for item in found.json()["items"]]
 
 
-def check_login(api_url: str, passwords: pathlib.Path, dataset_name: str = DEFAULT_DATASET) -> str:
+def check_login(api_url: str, passwords: pathlib.Path, dataset_name: str = DEFAULT_DATASET,
+                insecure: bool = False) -> str:
     """Sign in as the first student of the CSV and check they see the dataset; a sentence saying so."""
     rows = list(read_passwords(passwords).values())
     if not rows:  # every account existed before this CSV: nobody's password is known here
         return f"Sign-in check skipped: {passwords} holds no password (all accounts existed already)."
     first = rows[0]
-    student = login(api_url, first["username"], first["password"])
+    student = login(api_url, first["username"], first["password"], insecure=insecure)
     dataset = _quiet(student.datasets, dataset_name, workspace=first["workspace"])
     if dataset is None:
         raise AnnotationError(f"{first['username']} signed in but sees no dataset {dataset_name!r} in workspace "
@@ -314,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-review", type=int, default=60, help="records per dataset (notebook 6's N_REVIEW on a GPU)")
     parser.add_argument("--min-submitted", type=int, default=3, help="answers each record collects before it is done")
     parser.add_argument("--role", default="annotator", choices=ROLES)
+    parser.add_argument("--insecure", action="store_true", help="allow plain http to a server on another machine "
+                        "(the passwords travel unencrypted: only on a network you trust)")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     try:
@@ -323,11 +381,13 @@ def main(argv: list[str] | None = None) -> int:
         students = assign_groups(students, args.groups)
         issues = read_issues(args.issues or label_issues_path(task))
         credentials: ArgillaCredentials = argilla_credentials(ask=True)
+        require_private_transport(credentials.api_url or "", args.insecure)  # the owner's key travels too
         client = connect(credentials)
         accounts, datasets = prepare_class(client, students, args.passwords, issues, workspace=args.workspace,
                                            dataset_name=args.dataset, n_review=args.n_review,
-                                           min_submitted=args.min_submitted, role=args.role, task=task)
-        check = check_login(client.api_url, args.passwords, args.dataset)
+                                           min_submitted=args.min_submitted, role=args.role, task=task,
+                                           insecure=args.insecure)
+        check = check_login(client.api_url, args.passwords, args.dataset, insecure=args.insecure)
     except (AnnotationError, TaskError, DataError) as error:
         print(f"classroom: {error}", file=sys.stderr)
         return 2
