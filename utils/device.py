@@ -43,10 +43,9 @@ def mixed_precision() -> str | None:
     torch.cuda.is_bf16_supported(): it answers True on a T4 (7.5), where bf16 is only
     emulated and slow. Below 8.0 (T4, V100) we use fp16; on CPU and MPS none.
     """
-    if not torch.cuda.is_available():
-        return None
-    major, _ = torch.cuda.get_device_capability(0)
-    return "bf16" if major >= 8 else "fp16"
+    from .preflight import mixed_precision as choose  # one rule for the header's preflight and the Trainer
+
+    return choose()
 
 
 def precision_args() -> dict:

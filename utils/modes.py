@@ -348,7 +348,7 @@ def header_table(s: Settings) -> "pd.DataFrame":
 
 
 def show_header(s: Settings) -> "pd.DataFrame":
-    """Seed everything, warn when there is no GPU, and return the header table to display."""
+    """Seed everything, run the preflight (GPU, precision, library versions), and return the header table."""
     # Not `from . import device`: utils/__init__ binds utils.device to the device() function.
     dev = importlib.import_module(f"{__package__}.device")
 
@@ -356,9 +356,15 @@ def show_header(s: Settings) -> "pd.DataFrame":
         seed_everything(int(s.values["SEED"]))
     if s.values.get("RESULTS_ON_DRIVE"):  # on Colab: keep the results log on Google Drive, across runtimes
         importlib.import_module(f"{__package__}.results").keep_results_on_drive()
-    if s.mode != "ci":
+    # The runtime, the precision and the library versions, checked before anything slow (utils/preflight.py).
+    checks = importlib.import_module(f"{__package__}.preflight")
+    preflight_rows = checks.preflight(s)
+    if s.mode != "ci" and not checks.in_colab():  # on Colab the preflight said it, with the way to switch
         dev.warn_if_no_gpu(force=s.mode == "gpu")
     if s.mode == "ci" and s.stand_ins:
         print("ci mode: offline stand-in models replace the hub models, so the numbers below only "
               "show that the code runs; they say nothing about the real models.")
-    return header_table(s)
+    table = header_table(s)
+    for name, value in preflight_rows.items():
+        table.loc[name] = value
+    return table
