@@ -66,3 +66,12 @@ slides-pdf:  ## rebuild the committed PDF slides/hands-on-transformers.pdf and i
 
 agenda:  ## print both agendas; `python -m utils.agenda --check` lists what disagrees with them
 	$(VENV)/bin/python -m utils.agenda
+
+# ---- your own study (utils/study/): make study TASK=path/to/task.json [MODE=ci] [STUDY_ARGS="--dry-run"]
+TASK ?=
+STUDY_ARGS ?=
+REPLICATE ?=
+.PHONY: study
+
+study:  ## learning curves, labels needed, cost, validity and a report for a task: make study TASK=my/task.json, or make study REPLICATE=results/study-<task>
+	$(if $(MODE),COURSE_MODE=$(MODE)) $(VENV)/bin/python -m utils.study $(if $(REPLICATE),--replicate $(REPLICATE),$(if $(TASK),--task $(TASK))) $(STUDY_ARGS)
