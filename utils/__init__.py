@@ -23,6 +23,7 @@ from .modes import by_mode, model_name, prepare_stand_ins, run_mode, seed_everyt
 from .plots import plot_confusion_matrix, plot_label_distribution, plot_learning_curve, plot_loss
 from .results import (SOURCE_YOURS, ResultsFileError, expected_results, export_results, import_results,
                       keep_results_on_drive, majority_class_f1_macro, reference_results, with_reference_rows)
+from .resume import TrainingRun, drive_space, training_seconds
 from .self_check import check
 from .timing import Timer
 

@@ -23,7 +23,6 @@ With the same --seed, two runs give the same weights, and so does a killed run o
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,11 @@ import sys
 from typing import Sequence
 
 import pandas as pd
+
+# The key of a run (model, task, data, recipe) is shared with the notebooks' trainings: utils/resume.py.
+from .resume import data_sha256 as _data_sha256  # noqa: F401 (kept under its old name)
+from .resume import differences as _differences
+from .resume import last_checkpoint, run_identity, write_atomically
 
 CHECKPOINT_JOB = "train_job.json"
 
@@ -100,57 +104,8 @@ def choose_max_length(tokenizer, texts: Sequence[str], upper: int) -> int:
     return int(min(upper, math.ceil(lengths.quantile(0.99) / 16) * 16))
 
 
-def _data_sha256(splits: dict[str, pd.DataFrame]) -> str:
-    """A hash of what training reads: every training and validation text with its label id, in order.
-
-    The texts as the model gets them (with or without context), so an edited file, another file, another
-    sample of the course split or other label ids all give another hash, and a file touched but not
-    changed gives the same one.
-    """
-    content = {name: splits[name][["text", "label"]].astype({"label": int}).values.tolist()
-               for name in ("train", "valid") if name in splits}
-    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def run_identity(model: str, task, splits: dict[str, pd.DataFrame], recipe: dict) -> dict:
-    """What makes a training run this run: the model, the task (its labels, in id order), the data and the recipe.
-
-    Written next to the checkpoints; a checkpoint is resumed only by a run with the same identity.
-    """
-    from .corpus_job import model_fingerprint
-
-    return {**model_fingerprint(model), "task": task.name, "labels": list(task.labels),
-            "data_sha256": _data_sha256(splits), **recipe}
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    """What differs between two run identities, one short phrase each."""
-    phrases = []
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) == new.get(key):
-            continue
-        if key == "data_sha256":
-            phrases.append("the training and validation data differ (other texts, rows or label ids)")
-        elif key == "model_files":
-            phrases.append("the model folder's files changed")
-        elif len(repr(old.get(key))) + len(repr(new.get(key))) <= 160:
-            phrases.append(f"{key} {old.get(key)!r} then, {new.get(key)!r} now")
-        else:
-            phrases.append(f"{key} differs")
-    return phrases
-
-
 def _checkpoint_dir(output_dir: pathlib.Path) -> pathlib.Path:
     return output_dir.with_name(output_dir.name + ".checkpoints")
-
-
-def _complete_checkpoint(folder: pathlib.Path) -> bool:
-    """Whether a Trainer checkpoint was written to the end: the Trainer writes trainer_state.json last."""
-    try:
-        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _resume_point(checkpoints: pathlib.Path, job: dict, overwrite: bool) -> tuple[str | None, list[str]]:
@@ -179,11 +134,8 @@ def _resume_point(checkpoints: pathlib.Path, job: dict, overwrite: bool) -> tupl
         raise TrainError(f"{checkpoints} holds the checkpoints of another training run, stopped before it finished: "
                          f"{'; '.join(differs)}. To resume that run, run its own command again; to keep it and train "
                          "this one, choose another --output-dir; to discard it and start this one, add --overwrite.")
-    complete = [p for p in checkpoints.glob("checkpoint-*")
-                if p.name.removeprefix("checkpoint-").isdigit() and _complete_checkpoint(p)]
-    if not complete:
-        return None, []
-    return str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))), []
+    last = last_checkpoint(checkpoints)
+    return (str(last) if last is not None else None), []
 
 
 def _model_to_load(model: str) -> str:
@@ -211,12 +163,6 @@ def _model_to_load(model: str) -> str:
                          "(those look like organisation/name). Check the path, or pass a Hub id such as "
                          "microsoft/deberta-v3-base.") from None
     return resolved
-
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # a run killed while writing leaves the old file or the new one, never half
 
 
 def train(args: argparse.Namespace) -> pathlib.Path:
@@ -303,7 +249,7 @@ def train(args: argparse.Namespace) -> pathlib.Path:
                   f"{'; '.join(discarded)}.", flush=True)
             shutil.rmtree(checkpoints)
         checkpoints.mkdir(parents=True, exist_ok=True)
-        _write_atomically(checkpoints / CHECKPOINT_JOB, json.dumps(job, indent=2))
+        write_atomically(checkpoints / CHECKPOINT_JOB, json.dumps(job, indent=2))
         print(f"Training {s.MODEL} on {len(splits['train'])} texts ({training_args.world_size} process(es), "
               f"max_length {max_length})" + (f", resuming from {resume_from}" if resume_from else ""), flush=True)
     trainer.train(resume_from_checkpoint=resume_from)
