@@ -7,6 +7,15 @@ package that the course needs. Only three kinds of skip are allowed, and they ar
   - tests marked `@pytest.mark.optional(reason="...")`: they may skip for that reason (keep these few);
   - exercise stubs in notebooks run under nbval (cells tagged `exercise` and `nbval-skip`).
 The markers are registered in pytest.ini.
+
+Two tiers (see CONTRIBUTING.md): `make test` runs every test not marked `full` (units, browser
+tests, every notebook once in ci mode); `make test-all` runs them all. Both spread the tests over
+pytest-xdist workers with `--dist loadgroup`: each test file is one group (its tests ran one after
+the other when they were written, and some share a module-scoped fixture or server-side names), and
+each chained notebook setting is one group (in it, notebook 6 reads the file notebook 5 wrote). What
+workers would otherwise share is made theirs: the results log (COURSE_RESULTS_DIR, below), the
+notebook-run folders (one per setting, and one per notebook for the independent ci runs), and the
+hub fixture, built under a lock (tests/hub_fixture.py).
 """
 
 import importlib.util
@@ -19,6 +28,17 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NO_GPU = "not run: no CUDA GPU"
 EXERCISE_STUB = "exercise stub: the student writes this code"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist; "" otherwise
+if WORKER and os.environ.get("COURSE_RESULTS_DIR"):
+    # One results log per worker: a test that reads "the log" must see only the rows its own process wrote.
+    # (Set here, before any test module imports utils.)
+    os.environ["COURSE_RESULTS_DIR"] = str(pathlib.Path(os.environ["COURSE_RESULTS_DIR"]) / WORKER)
+if WORKER:
+    # Workers share the cores: a torch in each that starts a thread per core would have them fight over every
+    # core. Each worker (and the kernels and commands it starts, which inherit this) gets its share instead.
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
 _no_cuda: bool | None = None  # set at collection, when a gpu test is collected
 _allowed: dict[str, str] = {}  # node id -> why its skip is allowed, for the terminal summary
 
@@ -28,8 +48,16 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark gpu tests as not run when there is no CUDA GPU (torch is imported only if one is collected)."""
+    """Group the tests for the xdist workers, longest groups first; mark gpu tests as not run when
+    there is no CUDA GPU (torch is imported only if one is collected)."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):  # a notebook run sets its own group (or none)
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    # Work is handed out in collection order: the notebook runs (the longest items) go first, so that
+    # no worker is left with a long notebook at the end while the others wait.
+    items.sort(key=lambda item: item.path.name != "test_notebook_runs.py")
     global _no_cuda
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:
@@ -40,6 +68,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if _no_cuda:
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason=NO_GPU))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A fresh notebook-run timings table, once per session: by the process that starts the workers (or
+    the only one), never by a worker, which would wipe the rows the others wrote."""
+    if not WORKER:
+        runs_dir = pathlib.Path(os.environ.get("NOTEBOOK_RUNS_DIR", ROOT / "build" / "notebook-runs"))  # as in
+        (runs_dir.resolve() / "timings.csv").unlink(missing_ok=True)                    # test_notebook_runs.py
 
 
 def allowed_skip(item: pytest.Item) -> str | None:

@@ -47,6 +47,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import filelock  # a dependency of huggingface_hub, so always there
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAMP = "stamp.json"
 _VERSIONED = ("torch", "transformers", "tokenizers", "sentencepiece", "safetensors", "huggingface_hub",
@@ -201,8 +203,19 @@ def build(root: pathlib.Path, all_fp32: bool = False) -> dict[str, str]:
     stamp = _stamp(all_fp32)
     if _stamp_matches(root, stamp):
         return environment(root)
-    started = time.perf_counter()
     root.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers ask for the same fixture at once: one builds, the others wait and reuse it
+    # (without the lock, a second builder would move the first one's fixture aside under running kernels).
+    with filelock.FileLock(root.parent / f".{root.name}.lock"):
+        if _stamp_matches(root, stamp):
+            return environment(root)
+        _build_in_place(root, stamp, all_fp32)
+    return environment(root)
+
+
+def _build_in_place(root: pathlib.Path, stamp: dict, all_fp32: bool) -> None:
+    """Build the tree in a temporary sibling folder, then rename it to `root` (the caller holds the lock)."""
+    started = time.perf_counter()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
         build_tree(tmp, all_fp32)
@@ -218,7 +231,6 @@ def build(root: pathlib.Path, all_fp32: bool = False) -> dict[str, str]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"hub fixture built in {time.perf_counter() - started:.1f} s: {root}", file=sys.stderr)
-    return environment(root)
 
 
 def _stamp_matches(root: pathlib.Path, stamp: dict) -> bool:

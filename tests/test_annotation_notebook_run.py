@@ -137,8 +137,12 @@ def test_the_run_checks_catch_answers_given_on_the_students_behalf():
     settings = {"N_TRAIN": 48, "N_REVIEW": 10}
     nobody = {"settings": settings, "mode": "cpu", "issue_columns": ["text", "label_text", "suggested_label",
               "label_quality", "is_label_issue", "embedding"], "issue_rows": 48, "reviewed": 0, "found": 0,
-              "responses": 0, "on_server": True, "server_answers": [], "reviewed_rows_logged": 0}
+              "responses": 0, "on_server": True, "server_answers": [], "reviewed_rows_logged": 0,
+              "issues_source": "read from notebook 5's file"}
     assert check_probe("6_annotation_argilla", nobody, "cpu") == []
+    # In a chained setting notebook 5 ran first in the same folder: finding the examples again means it missed them.
+    found_again = {**nobody, "issues_source": "found again here"}
+    assert any("notebook 5 ran first" in p for p in check_probe("6_annotation_argilla", found_again, "cpu"))
     stand_ins = {**nobody, "server_answers": [["stand-in-annotator-1", "submitted"]] * 10, "responses": 10,
                  "reviewed": 10, "found": 10, "reviewed_rows_logged": 1}
     problems = check_probe("6_annotation_argilla", stand_ins, "cpu")

@@ -70,8 +70,10 @@ PROBES = {
                                '"issue_rows": len(utils.load_label_issues(TASK)), '
                                '"issue_labels": sorted(set(utils.load_label_issues(TASK)["label_text"]))}',
     # The answers on the server are read with the Argilla SDK itself, not through utils: who gave them, which status.
-    "6_annotation_argilla": '{"issue_columns": list(utils.load_label_issues(TASK).columns), '
-                            '"issue_rows": len(utils.load_label_issues(TASK)), "dataset": dataset.name, '
+    # `issues`: the table the notebook reviewed, read from notebook 5's file (chained settings) or found again
+    # (an independent ci run, as on a fresh Colab runtime); "issues_source" says which.
+    "6_annotation_argilla": '{"issue_columns": list(issues.columns), "issue_rows": len(issues), '
+                            '"issues_source": source, "dataset": dataset.name, '
                             '"question_labels": list(settings.questions["stance"].labels), '
                             '"reviewed": len(corrections), "found": int(summary.loc["found in the training data", "rows"]), '
                             '"responses": len(responses), "on_server": client is not None, '
@@ -113,6 +115,20 @@ PROTECTIONISM = {"COURSE_TASK": "manifesto-protectionism"}
 RUNS += [(f"ci-protectionism-{nb.stem}", "ci-protectionism", nb.stem, PROTECTIONISM)
          for nb in NOTEBOOKS if nb.stem[0] in "34567"]
 RUNS += [("ci-protectionism-fresh-4_tune_bert_nli", "ci-protectionism-fresh", "4_tune_bert_nli", PROTECTIONISM)]
+
+# The quick tier (`make test`) runs each notebook once, in ci mode, each in a results folder of its own, as
+# each notebook runs on a Colab runtime of its own: no run depends on another, so they spread over the
+# workers. The other settings chain their notebooks in one folder (notebook 6 reads what notebook 5
+# saved, notebook 7 compares with notebook 3's row): each such setting is one group, run in order on one
+# worker. They are the full tier (`make test-all`, marked `full`).
+INDEPENDENT = "ci"
+
+
+def run_param(run_id: str, setting: str, notebook: str, extra: dict[str, str]):
+    """One RUNS entry as a pytest parameter, with its tier and its xdist group."""
+    group = run_id if setting == INDEPENDENT else f"notebook-runs-{setting}"
+    marks = [pytest.mark.xdist_group(group)] + ([] if setting == INDEPENDENT else [pytest.mark.full])
+    return pytest.param(run_id, setting, notebook, extra, marks=marks, id=run_id)
 
 
 @pytest.fixture(scope="session")
@@ -248,6 +264,9 @@ def check_probe(notebook: str, facts: dict, setting: str, log: pd.DataFrame) -> 
         if facts["issue_rows"] != settings["N_TRAIN"]:
             problems.append(f"label-issue table has {facts['issue_rows']} rows, N_TRAIN is {settings['N_TRAIN']}")
     if notebook == "6_annotation_argilla":
+        chained = setting != INDEPENDENT  # notebook 5 ran before it in the same folder
+        if chained and facts["issues_source"] != "read from notebook 5's file":
+            problems.append(f"notebook 5 ran first in this folder, but notebook 6's examples were {facts['issues_source']!r}")
         if not facts["on_server"]:
             problems.append("the notebook fell back to annotating in the notebook: the test server did not answer")
             return problems
@@ -296,29 +315,31 @@ def check_probe(notebook: str, facts: dict, setting: str, log: pd.DataFrame) -> 
     return problems
 
 
-_CLEANED: set[str] = set()
+_CLEANED: set[pathlib.Path] = set()
 
 
-def fresh_run_dir(setting: str) -> pathlib.Path:
-    """The setting's folder, emptied on its first use in this session: notebook 6 reads notebook 5's
-    label-issue file from the results folder, so an older run's file must not be there."""
-    run_dir = RUNS_DIR / setting
-    if not _CLEANED:  # the first run of this session: a fresh timings table too
-        (RUNS_DIR / "timings.csv").unlink(missing_ok=True)
-    if setting not in _CLEANED:
+def fresh_run_dir(setting: str, notebook: str) -> pathlib.Path:
+    """The run's folder, emptied on its first use in this session: notebook 6 reads notebook 5's
+    label-issue file from the results folder, so an older run's file must not be there.
+
+    A chained setting's notebooks share one folder (and run on one worker, in order); an independent
+    ci run has a folder of its own.
+    """
+    run_dir = RUNS_DIR / setting / notebook if setting == INDEPENDENT else RUNS_DIR / setting
+    if run_dir not in _CLEANED:
         shutil.rmtree(run_dir, ignore_errors=True)
-        _CLEANED.add(setting)
+        _CLEANED.add(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
 
 
-@pytest.mark.parametrize("run_id, setting, notebook, extra", RUNS, ids=[run[0] for run in RUNS])
+@pytest.mark.parametrize("run_id, setting, notebook, extra", [run_param(*run) for run in RUNS])
 def test_notebook_run(run_id, setting, notebook, extra, request):
     env_fixture = {} if setting.startswith("ci") else request.getfixturevalue("fixture_env")
     if notebook == "6_annotation_argilla" and not os.environ.get("ARGILLA_API_URL"):
         pytest.fail("notebook 6 needs an Argilla server: run through `make test`, which starts the test server, "
                     "or set ARGILLA_API_URL and ARGILLA_API_KEY")
-    run_dir = fresh_run_dir(setting)
+    run_dir = fresh_run_dir(setting, notebook)
     guard_log = run_dir / "network-guard.log"
     guard_log.unlink(missing_ok=True)
     env = kernel_env(setting, run_dir, extra, env_fixture)
@@ -329,8 +350,8 @@ def test_notebook_run(run_id, setting, notebook, extra, request):
                                   extra_cells=[probe_cell(notebook), self_checks.trial_cell(source)])
     executed_path = run_dir / f"{run_id}.ipynb"
     os.replace(run_dir / f"{notebook}.ipynb", executed_path)
-    with open(RUNS_DIR / "timings.csv", "a", encoding="utf-8") as timings:
-        timings.write(f"{run_id},{row['seconds']},{row['status']}\n")
+    with open(RUNS_DIR / "timings.csv", "a", encoding="utf-8") as timings:  # one short line: appends from
+        timings.write(f"{run_id},{row['seconds']},{row['status']}\n")       # several workers do not mix
 
     assert not guard_log.exists(), f"the notebook tried to reach the network:\n{guard_log.read_text()[:3000]}"
     assert row["status"] == "ok", f"{run_id}: {row['status']} (executed copy: {executed_path})"

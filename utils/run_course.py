@@ -14,13 +14,16 @@ import argparse
 import os
 import pathlib
 import re
+import shutil
 import sys
+import tempfile
 import time
 
 import nbformat
 import pandas as pd
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 from .modes import MODES, REPO_ROOT
 
@@ -104,7 +107,12 @@ def run_notebook(path: pathlib.Path, out_dir: pathlib.Path, timeout: int, env: d
     # tests do (their solutions, in the cells after them, do run).
     nb.cells = [cell for cell in nb.cells if not SKIP_TAGS & set(cell.get("metadata", {}).get("tags", []))]
     nb.cells += [nbformat.v4.new_code_cell(source) for source in extra_cells]
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # The kernel talks to us over Unix sockets (IPC), not TCP: nothing listens on a port, and the kernel has
+    # no reason to warn "Kernel is running over TCP without encryption" at every start. The sockets' path
+    # must be absolute (the kernel starts in notebooks/) and short (a Unix socket path has ~100 bytes).
+    sockets = tempfile.mkdtemp(prefix="course-kernel-")
+    config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
                             resources={"metadata": {"path": str(path.parent)}})
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     start = time.perf_counter()
@@ -115,6 +123,8 @@ def run_notebook(path: pathlib.Path, out_dir: pathlib.Path, timeout: int, env: d
         status = "FAILED: " + first_error_line(error)
     except Exception as error:  # a dead kernel or a timeout is a failure to report, not to crash on
         status = f"FAILED: {type(error).__name__}: {error}"[:140]
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     seconds = time.perf_counter() - start
     rows = logged_since(since, env)
     if status == "ok" and (missing := missing_results(rows, path.stem, kernel_mode(env))):
