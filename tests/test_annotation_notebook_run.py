@@ -19,6 +19,7 @@ import time
 
 import nbformat
 import pandas as pd
+import pytest
 
 from test_notebook_runs import GUARD_DIR, RUNS_DIR, output_problems
 from utils import annotation, default_task, run_course
@@ -76,6 +77,8 @@ def cell_text(nb: nbformat.NotebookNode, needle: str) -> str:
     return "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
 
 
+# A second run of notebook 6 (the in-notebook form instead of a server): the full tier.
+@pytest.mark.full
 def test_without_a_server_the_student_annotates_in_the_notebook_form():
     run_dir = RUNS_DIR / "ci-no-server"
     shutil.rmtree(run_dir, ignore_errors=True)

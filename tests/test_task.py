@@ -325,6 +325,8 @@ def test_the_notebook_run_checks_catch_a_training_budget_that_breaks_the_min_ste
 # ---------------------------------------------------------------- notebook 3 on your own task
 
 
+# A second run of notebook 3 (a variant, like the second-task runs): the full tier.
+@pytest.mark.full
 def test_notebook_3_runs_on_a_task_file_with_other_columns_and_four_labels():
     """The self-learner's path: a task file for their own CSV, run headless in ci mode with small sizes."""
     from test_notebook_runs import RUNS_DIR, check_probe, kernel_env, output_problems, probe, probe_cell, \
