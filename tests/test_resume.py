@@ -93,6 +93,7 @@ def test_a_killed_training_resumes_loads_when_finished_and_ends_like_an_uninterr
         results, tiny_encoder, monkeypatch, capsys):
     uninterrupted, message = train(tiny_encoder, "uninterrupted")
     assert message.endswith(".") and "trained from the start: 4 steps" in message
+    assert "discarded" not in message  # a first run has nothing to discard
 
     killed_after_the_first_checkpoint(monkeypatch, tiny_encoder, "main")
     run_folder = results / "training" / "3_tune_bert" / "main"

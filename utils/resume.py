@@ -226,7 +226,8 @@ class TrainingRun:
         old = _read_json(self.folder / RUN_FILE)
         changed = differences(old.get("identity", {}), identity) if old else []
         notes = []
-        if old is None and (self.checkpoints.exists() or self.model_dir.exists()):
+        # (The Trainer makes output_dir when it is created: an empty folder is no earlier run.)
+        if old is None and (any(self.checkpoints.glob("checkpoint-*")) or self.model_dir.exists()):
             changed = ["no record of its settings"]
         if changed:  # never resume (or load) a run of other settings: start this one over
             notes.append(f"discarded an earlier run of {self.notebook}/{self.name} with other settings "
