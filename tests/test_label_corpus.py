@@ -1,17 +1,22 @@
 """`python -m utils.label_corpus`: right probabilities for each kind of model, rows in input order,
-resuming after a real kill, two processes agreeing with one, and clear errors on bad input.
+resuming after a real kill or Ctrl-C, two processes agreeing with one, the int8 backend's labels
+against fp32 torch, one run per output at a time, and clear errors on bad input.
 
 The models are the offline stand-ins: all-MiniLM-L6-v2 with a new head, and SmolLM2 cut to two
-layers with a LoRA adapter. Inputs are small, so each run takes seconds: what is tested is the
-command, not the model.
+layers with a LoRA adapter; for the int8 export of the students' architecture, a tiny random
+DeBERTa-v2 NLI model from tests/hub_fixture.py. Inputs are small, so each run takes seconds: what
+is tested is the command, not the model. int8 exports go to a temporary cache (COURSE_CACHE_DIR).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,10 +86,31 @@ def corpus(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def run(model: pathlib.Path, source: pathlib.Path, output: pathlib.Path, *extra: str,
-        text_column: str | None = "sentence") -> int:
-    """The command, in this process (its PartialState is a single, non-distributed one)."""
+        text_column: str | None = "sentence", backend: str = "torch") -> int:
+    """The command, in this process (its PartialState is a single, non-distributed one); fp32 torch unless
+    `backend` says otherwise, so that probabilities can be compared with torch's to 1e-5."""
     return label_corpus.main(["--model", str(model), "--input", str(source), "--output", str(output),
-                              *(["--text-column", text_column] if text_column else []), "--threads", "1", *extra])
+                              *(["--text-column", text_column] if text_column else []), "--threads", "1",
+                              "--backend", backend, *extra])
+
+
+def command(model: pathlib.Path, source: pathlib.Path, output: pathlib.Path, *extra: str) -> list[str]:
+    """The command line of a run in another process."""
+    return [sys.executable, "-m", "utils.label_corpus", "--model", str(model), "--input", str(source),
+            "--output", str(output), "--text-column", "sentence", "--threads", "1", *extra]
+
+
+@pytest.fixture(scope="module")
+def int8_cache(tmp_path_factory) -> pathlib.Path:
+    """A cache folder of this module's own for int8 exports (a test must not fill the user's cache)."""
+    return tmp_path_factory.mktemp("course-cache")
+
+
+@pytest.fixture
+def int8(int8_cache, monkeypatch) -> pathlib.Path:
+    """Exports go to the module's cache, in this process and the ones it starts (_env copies os.environ)."""
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(int8_cache))
+    return int8_cache
 
 
 @pytest.fixture(autouse=True)
@@ -227,10 +253,9 @@ def test_a_killed_run_resumes_after_its_last_chunk_and_equals_an_uninterrupted_r
 
     output = tmp_path / "resumed.csv"
     folder = corpus_job.work_dir(output)
-    command = [sys.executable, "-m", "utils.label_corpus", "--model", str(encoder), "--input", str(tmp_path / "in.csv"),
-               "--output", str(output), "--text-column", "sentence", "--threads", "1", *args]
     with open(tmp_path / "log.txt", "w") as log:
-        process = subprocess.Popen(command, env=_env(), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command(encoder, tmp_path / "in.csv", output, "--backend", "torch", *args),
+                                   env=_env(), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not corpus_job.part_path(folder, 0).exists():
             assert process.poll() is None, (tmp_path / "log.txt").read_text()
@@ -260,8 +285,7 @@ def unfinished_job(encoder, tmp_path, monkeypatch):
 
     with monkeypatch.context() as patch:
         patch.setattr(corpus_job, "merge_parts", killed)
-        with pytest.raises(KeyboardInterrupt):
-            run(encoder, tmp_path / "in.csv", output, "--chunk-size", "16")
+        assert run(encoder, tmp_path / "in.csv", output, "--chunk-size", "16") == label_corpus.INTERRUPTED
     assert sorted(corpus_job.finished_chunks(corpus_job.work_dir(output))) == [0, 1, 2]
     return tmp_path / "in.csv", output
 
@@ -290,9 +314,11 @@ def test_a_changed_input_file_is_not_resumed(unfinished_job, encoder, capsys):
 
 
 def test_two_processes_write_the_same_output_as_one(encoder, tmp_path):
+    # On int8: test_an_interrupted_int8_job_resumed_on_two_processes_equals_one_uninterrupted_process.
     data = corpus(120, seed=6)
     data.to_csv(tmp_path / "in.csv", index=False)
-    args = ["--text-column", "sentence", "--no-context", "--chunk-size", "32", "--batch-size", "8", "--threads", "1"]
+    args = ["--text-column", "sentence", "--no-context", "--chunk-size", "32", "--batch-size", "8", "--threads", "1",
+            "--backend", "torch"]
     assert label_corpus.main(["--model", str(encoder), "--input", str(tmp_path / "in.csv"),
                               "--output", str(tmp_path / "one.csv"), *args]) == 0
     torchrun = pathlib.Path(sys.executable).with_name("torchrun")
@@ -305,6 +331,171 @@ def test_two_processes_write_the_same_output_as_one(encoder, tmp_path):
     two = pd.read_csv(tmp_path / "two.csv", keep_default_na=False)
     pd.testing.assert_frame_equal(two.drop(columns=PROBS), one.drop(columns=PROBS), check_exact=True)
     np.testing.assert_allclose(two[PROBS].to_numpy(), one[PROBS].to_numpy(), rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the int8 backend
+
+
+def test_int8_gives_the_labels_of_fp32_torch(encoder, int8, tmp_path, capsys):
+    data = corpus(300, seed=8)
+    data.to_csv(tmp_path / "in.csv", index=False)
+    args = ["--no-context", "--chunk-size", "100", "--batch-size", "16"]
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "fp32.csv", *args) == 0
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "int8.csv", *args, backend="auto") == 0  # int8 on a CPU
+    out = capsys.readouterr().out
+    assert "backend int8 (ONNX Runtime)" in out and "backend torch:" not in out
+    assert len(list((int8 / "onnx-int8").glob("*/model.int8.onnx"))) == 1
+    fp32 = pd.read_csv(tmp_path / "fp32.csv", keep_default_na=False)
+    quantised = pd.read_csv(tmp_path / "int8.csv", keep_default_na=False)
+    assert list(quantised["row_id"]) == list(data["row_id"])
+    same = (quantised[label_corpus.PREDICTED] == fp32[label_corpus.PREDICTED]).mean()
+    assert same >= 0.995, f"int8 gives the fp32 label for {same:.1%} of the texts"
+    assert fp32[label_corpus.PREDICTED].nunique() == len(LABELS)  # not one label for everything
+    # Close, not equal: rounding the weights to int8 moves the probabilities a little.
+    difference = np.abs(quantised[PROBS].to_numpy() - fp32[PROBS].to_numpy())
+    assert 0 < difference.max() < 0.2 and difference.mean() < 0.02
+
+
+def test_the_students_deberta_v2_architecture_exports_to_int8(int8, tmp_path, capsys):
+    import hub_fixture  # tests/hub_fixture.py: a tiny random model of the real repo's architecture and config
+
+    repo = "MoritzLaurer/deberta-v3-base-zeroshot-v2.0"
+    hub_fixture.build_tree(tmp_path / "hub", ids=[repo])
+    (model,) = (tmp_path / "hub" / "hf_home" / "hub").glob(f"models--{repo.replace('/', '--')}/snapshots/*")
+    data = corpus(12, seed=9)
+    data.to_csv(tmp_path / "in.csv", index=False)
+    assert run(model, tmp_path / "in.csv", tmp_path / "fp32.csv", "--no-context") == 0
+    assert run(model, tmp_path / "in.csv", tmp_path / "int8.csv", "--no-context", backend="int8") == 0
+    assert "with nli model" in capsys.readouterr().out
+    fp32 = pd.read_csv(tmp_path / "fp32.csv", keep_default_na=False)
+    quantised = pd.read_csv(tmp_path / "int8.csv", keep_default_na=False)
+    # Random weights give near-equal scores (labels are ties): the probabilities are what can be compared.
+    np.testing.assert_allclose(quantised[PROBS].to_numpy(), fp32[PROBS].to_numpy(), atol=0.01)
+
+
+def test_a_model_that_does_not_export_falls_back_to_torch_with_a_one_line_reason(encoder, int8, tmp_path,
+                                                                                  monkeypatch, capsys):
+    from utils import onnx_int8
+
+    def fails(*_):
+        raise NotImplementedError("aten::unheard_of has no ONNX symbolic\nmore detail")
+
+    monkeypatch.setattr(onnx_int8, "_export", fails)
+    monkeypatch.setattr(onnx_int8, "OPTIONS", {**onnx_int8.OPTIONS, "test": "fails"})  # its own cache entry
+    corpus(20, seed=10).to_csv(tmp_path / "in.csv", index=False)
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "auto.csv", backend="auto") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("backend torch:")]
+    assert lines == [f"backend torch: {encoder} does not export to ONNX (NotImplementedError: aten::unheard_of has "
+                     "no ONNX symbolic)."]
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "int8.csv", backend="int8") == 2  # no silent torch
+    message = capsys.readouterr().err
+    assert "--backend int8" in message and "cached: delete" in message and "--backend torch" in message
+    assert not corpus_job.work_dir(tmp_path / "int8.csv").exists()  # stopped before the job began: no folder left
+
+
+def test_auto_chooses_int8_only_for_encoders_and_nli_on_a_cpu():
+    from utils.corpus_models import choose_backend
+
+    assert choose_backend("auto", "encoder", "cpu") == ("int8", "")
+    assert choose_backend("auto", "nli", "cpu") == ("int8", "")
+    assert choose_backend("auto", "lora", "cpu") == ("torch", "")
+    assert choose_backend("auto", "encoder", "cuda") == ("torch", "")
+    assert choose_backend("torch", "encoder", "cpu") == ("torch", "")
+    with pytest.raises(corpus_job.CorpusError, match="not a LoRA LLM"):
+        choose_backend("int8", "lora", "cpu")
+
+
+@pytest.fixture(scope="module")
+def interrupted_int8_job(encoder, int8_cache, tmp_path_factory):
+    """A job on int8 stopped with Ctrl-C half-way, a second run tried meanwhile, then the same command again.
+
+    Run once for the tests below: (a) a run into the same output while the first is running (stopped
+    with SIGSTOP, so that it holds the job); (b) Ctrl-C (SIGINT) to the first; (c) the same command
+    again, on two processes (torchrun): their number is not part of the job.
+    """
+    tmp = tmp_path_factory.mktemp("interrupted")
+    corpus(200, seed=11).to_csv(tmp / "in.csv", index=False)
+    args = ["--chunk-size", "10", "--batch-size", "10", "--no-context", "--backend", "int8"]
+    output, result = tmp / "out.csv", {}
+    folder = corpus_job.work_dir(output)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COURSE_CACHE_DIR", str(int8_cache))
+        assert run(encoder, tmp / "in.csv", tmp / "whole.csv", *args[:-2], backend="int8") == 0
+        # SIGINT as a terminal sends it: Python turns it into KeyboardInterrupt unless the parent ignores it.
+        process = subprocess.Popen(command(encoder, tmp / "in.csv", output, *args), env=_env(), cwd=tmp,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 120
+        while not corpus_job.part_path(folder, 0).exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no chunk was finished within 2 minutes"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGSTOP)
+        second = io.StringIO()
+        with contextlib.redirect_stderr(second):
+            result["second"] = (run(encoder, tmp / "in.csv", output, *args[:-2], backend="int8"), second.getvalue())
+        process.send_signal(signal.SIGCONT)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        result["first"] = (process.pid, process.returncode, stderr)
+        result["saved"] = len(corpus_job.finished_chunks(folder))
+        torchrun = [str(pathlib.Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
+        result["resumed"] = subprocess.run([*torchrun, *command(encoder, tmp / "in.csv", output, *args)[1:]],
+                                           env=_env(), cwd=tmp, capture_output=True, text=True, timeout=300)
+    result["output"], result["whole"] = output, tmp / "whole.csv"
+    return result
+
+
+def test_a_second_run_into_the_same_output_stops_and_names_the_first(interrupted_int8_job):
+    status, message = interrupted_int8_job["second"]
+    pid = interrupted_int8_job["first"][0]
+    assert status == 2, message
+    assert "Another run is labelling into" in message and f"process {pid} on {socket.gethostname()}" in message
+    assert "started 20" in message  # its start time, ISO 8601
+
+
+def test_ctrl_c_says_what_is_saved_and_that_the_same_command_resumes(interrupted_int8_job):
+    _, status, stderr = interrupted_int8_job["first"]
+    assert status == label_corpus.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("Interrupted")]
+    saved = interrupted_int8_job["saved"]
+    assert 1 <= saved < 20, f"the interrupt came after {saved} of 20 chunks: not half-way"
+    assert f"Interrupted: {saved} finished chunk(s) of 10 rows are saved in " in line
+    assert "Run the same command again to go on from there." in line
+
+
+def test_an_interrupted_int8_job_resumed_on_two_processes_equals_one_uninterrupted_process(interrupted_int8_job):
+    resumed = interrupted_int8_job["resumed"]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "with 2 process(es)" in resumed.stdout and "backend int8" in resumed.stdout
+    assert f"resuming after {interrupted_int8_job['saved']} finished chunk(s)" in resumed.stdout
+    whole = pd.read_csv(interrupted_int8_job["whole"], keep_default_na=False)
+    resumed = pd.read_csv(interrupted_int8_job["output"], keep_default_na=False)
+    pd.testing.assert_frame_equal(resumed.drop(columns=PROBS), whole.drop(columns=PROBS), check_exact=True)
+    # As with fp32 on two processes: torch's kernels under torchrun (OMP_NUM_THREADS=1) round the
+    # near-ties' fp32 scores in the seventh digit.
+    np.testing.assert_allclose(resumed[PROBS].to_numpy(), whole[PROBS].to_numpy(), rtol=0, atol=1e-5)
+    assert not corpus_job.work_dir(interrupted_int8_job["output"]).exists()
+
+
+def test_overwrite_deletes_only_what_the_job_made(encoder, tmp_path, capsys):
+    corpus(5).to_csv(tmp_path / "in.csv", index=False)
+    folder = corpus_job.work_dir(tmp_path / "out.csv")
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "out.csv", "--overwrite") == 2
+    message = capsys.readouterr().err
+    assert "notes.txt" in message and "did not make" in message
+    assert (folder / "notes.txt").read_text() == "mine"
+    (tmp_path / "out.parquet").mkdir()
+    (tmp_path / "out.parquet" / "mine.parquet").write_text("a dataset of mine")
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "out.parquet", "--overwrite") == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out.parquet").iterdir()] == ["mine.parquet"]
+    (folder / "notes.txt").unlink()  # only the job's files (job.json, parts, the lock) are removed at the end
+    assert run(encoder, tmp_path / "in.csv", tmp_path / "out.csv", "--overwrite") == 0
+    assert not folder.exists() and len(pd.read_csv(tmp_path / "out.csv")) == 5
 
 
 # ---------------------------------------------------------------- clear errors

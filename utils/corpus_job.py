@@ -11,7 +11,11 @@ module holds the file side of that job, so the model side stays short:
   input file's size, modification time and a hash of its first bytes, the model and the settings.
   A rerun of the same job continues after the last finished chunk; a rerun of a different job
   into the same output is refused with a message that says what differs.
-- `merge_parts` writes the parts, in order, into the output (CSV or Parquet) and removes the folder.
+- `merge_parts` writes the parts, in order, into the output (CSV or Parquet) and removes the folder:
+  only the files the job made; a folder that holds anything else is refused before the job starts.
+- `lock_job` takes the job's lock (a file lock in the work folder, dropped by the kernel when the
+  process ends, so a killed job never stays locked): a second run into the same output stops at
+  once and says which process holds it, instead of both writing the same parts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import hashlib
 import json
 import os
 import pathlib
-import shutil
+import re
 from typing import Iterator
 
 import pyarrow as pa
@@ -29,6 +33,11 @@ import pyarrow.parquet as pq
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 HASHED_BYTES = 1 << 20  # the first MiB: enough to tell files apart, cheap for a file of any size
 JOB_FILE = "job.json"
+LOCK_FILE, HOLDER_FILE = "lock", "holder.json"
+# What a job writes in its work folder: its record, its lock and who holds it, part files, and the
+# temporary files of an atomic write (".<name>.<pid>.tmp") that a kill may leave behind.
+OWN_FILE = re.compile(rf"({re.escape(JOB_FILE)}|{LOCK_FILE}.*|{re.escape(HOLDER_FILE)}|part-\d{{6}}\.parquet"
+                      rf"|\..+\.\d+\.tmp)")
 
 
 class CorpusError(ValueError):
@@ -194,6 +203,18 @@ def check_job(output: pathlib.Path, job: dict, overwrite: bool) -> str:
     """
     folder = work_dir(output)
     job_file = folder / JOB_FILE
+    if output.is_dir():
+        raise CorpusError(f"--output {output} is a folder. Name a .csv or .parquet file to write, e.g. {output / 'labelled.parquet'}; "
+                          "--overwrite only ever replaces a file, never a folder.")
+    if folder.exists() and not folder.is_dir():
+        raise CorpusError(f"{folder} is a file; the job needs that name for its work folder. Rename it, or write to "
+                          "another --output.")
+    foreign = foreign_files(folder)
+    if foreign:
+        raise CorpusError(f"{folder} holds files this command did not make ({', '.join(foreign[:5])}"
+                          f"{', ...' if len(foreign) > 5 else ''}). It is the work folder of --output {output.name}, "
+                          "which the job empties and removes when done: move those files elsewhere, or write to "
+                          "another --output.")
     if job_file.exists():
         old = json.loads(job_file.read_text(encoding="utf-8"))
         differs = sorted(key for key in set(old) | set(job) if old.get(key) != job.get(key))
@@ -212,6 +233,57 @@ def check_job(output: pathlib.Path, job: dict, overwrite: bool) -> str:
     if output.exists() and not overwrite:
         raise CorpusError(f"{output} exists already. Choose another --output, or add --overwrite to replace it.")
     return "new"
+
+
+def foreign_files(folder: pathlib.Path) -> list[str]:
+    """Names in the work folder that no job made (sorted): the job must never delete them."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir()
+                  if p.is_dir() or not OWN_FILE.fullmatch(p.name))
+
+
+def lock_job(output: pathlib.Path):
+    """Take the job's lock (creating the work folder) and record who holds it; return the lock.
+
+    Raises CorpusError, naming the holder's process id, host and start time, when another run holds it.
+    """
+    import datetime
+    import socket
+
+    import filelock
+
+    folder = work_dir(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(folder / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        try:
+            holder = json.loads((folder / HOLDER_FILE).read_text(encoding="utf-8"))
+            who = f"process {holder['pid']} on {holder['host']}, started {holder['started']}"
+        except (OSError, ValueError, KeyError):
+            who = "a process that has not recorded itself yet"
+        raise CorpusError(f"Another run is labelling into {output}: {who} (it holds {folder / LOCK_FILE}). Wait for "
+                          "it to finish, or stop it (its finished chunks are kept) and run the command again; to "
+                          "label two inputs at once, give each run its own --output.") from None
+    _atomic_write_text(folder / HOLDER_FILE, json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}))
+    return lock
+
+
+def remove_work_dir(folder: pathlib.Path) -> None:
+    """Delete the job's own files and the folder; anything else in it is left where it is."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and OWN_FILE.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:  # something not ours appeared in it during the job: keep it, and the folder
+        pass
 
 
 def _atomic_write_text(path: pathlib.Path, text: str) -> None:
@@ -240,7 +312,8 @@ def merge_parts(output: pathlib.Path, n_chunks: int) -> int:
     """Write parts 0..n_chunks-1, in order, into `output` (CSV or Parquet); return the rows written.
 
     One part is in memory at a time. The output is written under a temporary name and renamed at
-    the end, and the work folder is removed only after that, so an interruption loses nothing.
+    the end, and the work folder's own files are removed only after that, so an interruption loses
+    nothing.
     """
     folder = work_dir(output)
     missing = [i for i in range(n_chunks) if not part_path(folder, i).exists()]
@@ -264,5 +337,5 @@ def merge_parts(output: pathlib.Path, n_chunks: int) -> int:
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
-    shutil.rmtree(folder)
+    remove_work_dir(folder)
     return rows

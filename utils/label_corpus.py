@@ -22,8 +22,20 @@ need little padding, and each finished chunk is saved at once: killed and starte
 same command, the job goes on after the last finished chunk. utils.corpus_job holds the file side
 (chunks, part files, the job's identity, the merge), utils.corpus_models the model side.
 
-Many processes, one engine: under torch.distributed each process labels a share of every chunk
-and process 0 writes the parts, so the output is the same whatever the number of processes:
+On a CPU an encoder or NLI model runs by default (--backend auto) as an int8 model in ONNX Runtime
+(utils.onnx_int8: exported once and cached, about 3 times the speed of fp32 torch); the few texts
+whose two best probabilities are closer than --near-tie, where int8 could flip the label, are
+labelled again in fp32 torch. --backend torch keeps fp32 torch throughout. A model that does not
+export falls back to torch with a one-line reason. The backend is part of the job: a job resumes
+with the one it started with.
+
+Stopped with Ctrl-C, the command says what is saved and exits with status 130; the same command
+goes on from there. A second run into the same output while one is running stops at once, naming
+the process that holds the job.
+
+Many processes, one engine: under torch.distributed every process cuts each chunk into the same
+batches and labels its share of them, and process 0 writes the parts, so the output is the same
+whatever the number of processes:
 
     accelerate launch --num_processes 4 -m utils.label_corpus ...     # 4 GPUs
     torchrun --nproc_per_node 2 -m utils.label_corpus ...             # 2 CPU processes
@@ -44,11 +56,17 @@ import pyarrow as pa
 
 from . import corpus_job
 from .corpus_job import CorpusError
-from .corpus_models import KINDS, detect_kind, load_scorer, resolve_model, task_labels
+from .corpus_models import (BACKENDS, KINDS, Share, choose_backend, detect_kind, load_scorer, resolve_model,
+                            task_labels)
 
 PREDICTED = "predicted_label"
 PROB_PREFIX = "prob_"
 COURSE_TEXT, COURSE_BEFORE, COURSE_AFTER = "text_original", "text_preceding", "text_following"
+BACKEND_NAMES = {"torch": "torch", "int8": "int8 (ONNX Runtime)"}
+# int8 moves a text's probabilities by up to about 0.2 (benchmarks/label_corpus_speed.py, real sentences):
+# closer calls than that are labelled again in fp32, a few percent of the texts.
+NEAR_TIE = 0.2
+INTERRUPTED = 130  # the exit status of a command stopped with Ctrl-C (128 + SIGINT), as shells report it
 
 
 # ---------------------------------------------------------------- the command
@@ -102,7 +120,6 @@ def label_corpus(args: argparse.Namespace) -> pathlib.Path | None:
     import torch
     from accelerate import PartialState
     from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
 
     source, output = pathlib.Path(args.input), pathlib.Path(args.output)
     if output.resolve() == source.resolve():
@@ -121,8 +138,8 @@ def label_corpus(args: argparse.Namespace) -> pathlib.Path | None:
            "hypotheses": task.hypotheses if kind == "nli" else None,
            "answers": task.answers if kind == "lora" else None,
            "instruction": task.instruction if kind == "lora" else None}
-    # The batch size and the number of processes are not part of the job: they change the speed,
-    # not the labels, so a job may resume with other values.
+    # The number of processes is not part of the job, nor (with torch) the batch size: they change
+    # the speed, not the labels, so a job may resume with other values.
 
     state = PartialState(cpu=not torch.cuda.is_available())
     main = state.is_main_process
@@ -130,25 +147,84 @@ def label_corpus(args: argparse.Namespace) -> pathlib.Path | None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the processes share the cores already
     threads = _set_threads(args.threads, int(os.environ.get("LOCAL_WORLD_SIZE", state.num_processes))) \
         if state.device.type == "cpu" else None
+    # The backend changes the labels of near-ties, so it is part of the job: chosen before anything
+    # is loaded (auto: int8 on a CPU where ONNX Runtime is installed), corrected below on a fallback.
+    job["backend"], note = choose_backend(args.backend, kind, state.device.type)
+    _int8_settings_in_job(job, args)
     # Read-only checks on every process, so that all stop with the same message; then one writer.
-    status = corpus_job.check_job(output, job, args.overwrite)
+    corpus_job.check_job(output, job, args.overwrite)
     folder = corpus_job.work_dir(output)
-    done = corpus_job.finished_chunks(folder)
     state.wait_for_everyone()
-    if main:
-        corpus_job.start_job(output, job)
-    scorer = load_scorer(model, kind, state.device, args.batch_size, args.max_length, args.context, task)
-    if kind == "encoder":
-        check_columns(columns, source, args.text_column, context_columns, scorer.labels)
-    if main:
-        where = f"{state.num_processes} process(es) on {state.device.type}" + (f", {threads} thread(s) each"
-                                                                                if threads else "")
-        text = f"{args.text_column}" + (f" with context {'/'.join(context_columns)}" if context_columns else "") \
-            + ("" if args.context else " (sentence alone, as CONTEXT=False)")
-        print(f"Labelling {source} ({text}) with {kind} model {args.model} on {where}; "
-              + (f"resuming after {len(done)} finished chunk(s)." if status == "resume" else "new job."),
-              flush=True)
+    lock, status = None, "new"
 
+    def take_lock() -> None:
+        nonlocal lock, status
+        lock = corpus_job.lock_job(output)
+        status = corpus_job.check_job(output, job, args.overwrite)  # again: another run may have ended meanwhile
+
+    try:
+        _on_main(state, take_lock)
+        done = corpus_job.finished_chunks(folder)  # under the lock: no other run adds or removes parts now
+        scorer = load_scorer(model, kind, state.device, args.batch_size, args.max_length, args.context, task,
+                             backend=job["backend"], threads=threads, fallback=args.backend == "auto",
+                             report=(lambda line: print(line, flush=True)) if main else (lambda line: None),
+                             share=Share(state.process_index, state.num_processes,
+                                         lambda obj: gather_object([obj])), recheck_gap=args.near_tie)
+        note = scorer.note or note
+        job["backend"] = scorer.backend
+        _int8_settings_in_job(job, args)
+        # Under the lock, once more with the backend in use: a job that started on int8 does not go on in torch.
+        _on_main(state, lambda: (corpus_job.check_job(output, job, args.overwrite), corpus_job.start_job(output, job)))
+        if kind == "encoder":
+            check_columns(columns, source, args.text_column, context_columns, scorer.labels)
+        if main:
+            where = f"{state.num_processes} process(es) on {state.device.type}" + (f", {threads} thread(s) each"
+                                                                                    if threads else "")
+            text = f"{args.text_column}" + (f" with context {'/'.join(context_columns)}" if context_columns else "") \
+                + ("" if args.context else " (sentence alone, as CONTEXT=False)")
+            if note:
+                print(f"backend torch: {note}.", flush=True)
+            print(f"Labelling {source} ({text}) with {kind} model {args.model} on {where}, backend "
+                  f"{BACKEND_NAMES[scorer.backend]}; "
+                  + (f"resuming after {len(done)} finished chunk(s)." if status == "resume" else "new job."),
+                  flush=True)
+        return _label_chunks(args, state, scorer, source, output, folder, done, context_columns)
+    finally:
+        if lock is not None:
+            lock.release()
+            if not (folder / corpus_job.JOB_FILE).exists():  # stopped before the job began: leave no folder
+                corpus_job.remove_work_dir(folder)
+
+
+def _int8_settings_in_job(job: dict, args: argparse.Namespace) -> None:
+    """With int8 the batch size is part of the job (a batch's activations share one scale, so another
+    batch size moves a few probabilities), and so is --near-tie. With torch neither changes a label."""
+    int8 = job["backend"] == "int8"
+    job["batch_size"], job["near_tie"] = (args.batch_size, args.near_tie) if int8 else (None, None)
+
+
+def _on_main(state, action) -> None:
+    """Run `action` on process 0 only; when it raises CorpusError, every process raises it (none waits for ever)."""
+    from accelerate.utils import broadcast_object_list
+
+    message = [None]
+    if state.is_main_process:
+        try:
+            action()
+        except CorpusError as error:
+            message = [str(error)]
+    if state.num_processes > 1:
+        message = broadcast_object_list(message)
+    if message[0] is not None:
+        raise CorpusError(message[0])
+
+
+def _label_chunks(args: argparse.Namespace, state, scorer, source: pathlib.Path, output: pathlib.Path,
+                  folder: pathlib.Path, done: set[int], context_columns: list[str] | None) -> pathlib.Path | None:
+    """Label every chunk not in `done`, save each as a part, merge the parts (process 0 writes)."""
+    from tqdm.auto import tqdm
+
+    main = state.is_main_process
     bar = tqdm(total=corpus_job.count_rows(source), unit=" sentences", unit_scale=True, disable=not main,
                desc="labelling", dynamic_ncols=True)
     n_chunks, n_new, started = 0, 0, time.perf_counter()
@@ -158,12 +234,9 @@ def label_corpus(args: argparse.Namespace) -> pathlib.Path | None:
             bar.update(chunk.num_rows)
             continue
         frame = chunk.select([args.text_column, *(context_columns or [])]).to_pandas()
-        # Each process labels a contiguous share of the chunk; process 0 puts the shares together.
-        with state.split_between_processes(list(range(len(frame)))) as mine:
-            share = scorer.score(course_frame(frame.iloc[mine], args.text_column, context_columns))
-        shares = gather_object([share])
+        # Every process scores its share of the chunk's batches and gets the whole chunk's probabilities.
+        probabilities = scorer.score(course_frame(frame, args.text_column, context_columns))
         if main:
-            probabilities = np.concatenate(shares)
             predicted = np.asarray(scorer.labels, dtype=object)[probabilities.argmax(axis=1)]
             table = chunk.append_column(PREDICTED, pa.array(predicted, pa.string()))
             for j, label in enumerate(scorer.labels):
@@ -180,8 +253,10 @@ def label_corpus(args: argparse.Namespace) -> pathlib.Path | None:
         raise CorpusError(f"{source} has no rows to label.")
     rows = corpus_job.merge_parts(output, n_chunks)
     rate = n_new / seconds if seconds > 0 else float("nan")
+    again = (f" ({scorer.stats['again']} near-tie(s) of {scorer.stats['texts']} labelled again in fp32)"
+             if scorer.backend == "int8" and args.near_tie > 0 else "")
     print(f"Labelled {n_new} new sentences in {seconds:.1f} s ({rate:.1f} sentences/s) with "
-          f"{state.num_processes} process(es); wrote {rows} rows to {output}.", flush=True)
+          f"{state.num_processes} process(es){again}; wrote {rows} rows to {output}.", flush=True)
     return output
 
 
@@ -212,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "cut, as in training; default 256)")
     parser.add_argument("--threads", type=int, help="torch threads per process on a CPU (default: the cores shared "
                                                     "out between the processes on this machine)")
+    parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
+                        help="what runs an encoder or NLI model: auto (default) int8 ONNX Runtime on a CPU, else "
+                             "torch; torch: the model as saved (fp32 on a CPU); int8: ONNX Runtime or an error")
+    parser.add_argument("--near-tie", type=float, default=NEAR_TIE, metavar="GAP",
+                        help="int8 only: a text whose two best probabilities are less than GAP apart is labelled "
+                             f"again in fp32 torch, where int8 could flip its label (default {NEAR_TIE}; 0: never)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
@@ -219,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse the arguments, run the job, print a clear error (exit status 2) on bad input."""
     args = build_parser().parse_args(argv)
+    if not 0 <= args.near_tie <= 1:
+        print(f"error: --near-tie is a gap between two probabilities, from 0 to 1; got {args.near_tie}.",
+              file=sys.stderr)
+        return 2
     for name in ("batch_size", "chunk_size", "max_length", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -228,12 +313,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --context-columns with --no-context: the context would be ignored. Drop one of the two.",
               file=sys.stderr)
         return 2
+    rank = os.environ.get("RANK")
     try:
         label_corpus(args)
     except CorpusError as error:
-        rank = os.environ.get("RANK")
         print(f"error{f' (process {rank})' if rank not in (None, '0') else ''}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if rank in (None, "0"):  # one line, not one per process
+            folder = corpus_job.work_dir(pathlib.Path(args.output))
+            saved = len(corpus_job.finished_chunks(folder))
+            print(f"\nInterrupted: {saved} finished chunk(s) of {args.chunk_size} rows are saved in {folder}. "
+                  "Run the same command again to go on from there.", file=sys.stderr, flush=True)
+        return INTERRUPTED
     import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():
