@@ -209,7 +209,7 @@ def test_dry_run_prints_the_grid_and_time_and_writes_nothing(tmp_path, capsys):
     folder = tmp_path / "dry"
     assert main(["--task", EXAMPLE, "--output-dir", str(folder), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "sizes 12, 24, 48" in out and "seeds 0, 1, 2" in out and "37 cells in all" in out and "estimated" in out
+    assert "sizes 12, 24, 48" in out and "seeds 0, 1, 2" in out and "31 cells in all" in out and "estimated" in out
     assert not folder.exists()
 
 

@@ -346,19 +346,20 @@ def run_nli(train: pd.DataFrame, test: pd.DataFrame, seed: int, r: Resolved, tas
 # busy 2-core CPU with the ci stand-in (MiniLM, 64 tokens); gpu numbers are T4 guesses.
 _PRIORS = {  # approach: {device: (start-up s, train s per example, test s per example)}
     "tfidf": {"cpu": (0.3, 0.0005, 0.0002), "cuda": (0.3, 0.0005, 0.0002)},
-    "embeddings": {"cpu": (0.2, 0.06, 0.06), "cuda": (0.2, 0.002, 0.002)},
+    "embeddings": {"cpu": (0.2, 0.0002, 0.0), "cuda": (0.2, 0.0002, 0.0)},  # the embedding pass: EMBED_PRIOR
     "encoder": {"cpu": (3.0, 0.3, 0.04), "cuda": (5.0, 0.02, 0.003)},
     "nli-zero-shot": {"cpu": (3.0, 0.0, 0.04), "cuda": (5.0, 0.0, 0.003)},
     "nli": {"cpu": (3.0, 0.3, 0.04), "cuda": (5.0, 0.02, 0.003)},
 }
 
 
+EMBED_PRIOR = {"cpu": 0.03, "cuda": 0.002}  # seconds per text of the one embedding pass before the embeddings cells
+
+
 def estimate_seconds(approach: str, size: int, n_test: int, r: Resolved, n_labels: int, device: str,
-                     embedded: bool = False) -> float:
+) -> float:
     """A rough time for one cell, from _PRIORS: the epochs the MIN_STEPS rule gives and the NLI pairs count."""
     startup, per_train, per_test = _PRIORS[approach]["cuda" if device == "cuda" else "cpu"]
-    if approach == "embeddings":
-        return startup + (0 if embedded else per_train * size + per_test * n_test)
     if approach in ("encoder", "nli"):
         units = size * (n_labels if approach == "nli" else 1)
         epochs = epochs_for(units, r.epochs, r.min_steps, r.batch_size)

@@ -70,9 +70,14 @@ def run_study(args: StudyArguments, argv: Sequence[str] | None = None) -> pathli
     if any(a in FINE_TUNED for a in sizes_by) and r.max_size_finetune:
         grid_text += f"\n(--max-size-finetune {r.max_size_finetune}: the fine-tuned approaches stop at that size)"
     todo = [c for c in cells if stored[c] is None]
+    embedding_texts = {t for c in todo if c.approach == "embeddings" for t in samples[(c.size, c.seed)]["text"]}
+    if embedding_texts:
+        embedding_texts |= set(data.test["text"])
+    embed_seconds = len(embedding_texts) * approaches.EMBED_PRIOR["cuda" if dev == "cuda" else "cpu"]
+    total = embed_seconds + sum(estimate[c] for c in todo)
     print(f"Study of {data.task.name} in {r.mode} mode on {_device()}: {len(data.pool)} training rows, "
           f"{len(data.test)} test rows\n{grid_text}\n{len(cells) - len(todo)} cell(s) stored in {folder}, "
-          f"{len(todo)} to run, estimated {_minutes(sum(estimate[c] for c in todo))} (a rough prior; the progress "
+          f"{len(todo)} to run, estimated {_minutes(total)} (a rough prior; the progress "
           "bar corrects it as cells finish)", flush=True)
     if r.dry_run:
         return folder
@@ -80,17 +85,17 @@ def run_study(args: StudyArguments, argv: Sequence[str] | None = None) -> pathli
     (folder / "study.json").write_text(json.dumps({"task": data.task.name, "mode": r.mode,
                                                    "options": dataclasses.asdict(r.args)}, indent=1), encoding="utf-8")
     cache = approaches.EmbeddingCache(folder, r)
-    embedding_texts = {t for c in todo if c.approach == "embeddings" for t in samples[(c.size, c.seed)]["text"]}
     if embedding_texts:
-        print(f"Embedding {len(embedding_texts | set(data.test['text']))} texts once for every embeddings cell...",
-              flush=True)
-        cache.prepare(sorted(embedding_texts | set(data.test["text"])))
+        print(f"Embedding {len(embedding_texts)} texts once for every embeddings cell...", flush=True)
+        cache.prepare(sorted(embedding_texts))
     measured, guessed = {}, {}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell", desc="study", dynamic_ncols=True)
     for index, cell in enumerate(todo):
         bar.set_postfix_str(f"{cell.name} | about {_minutes(_eta(todo[index:], estimate, measured, guessed))} left")
         train = samples[(cell.size, cell.seed)]
+        started = time.perf_counter()
         result = run_cell(cell, train, data, r, cache)
+        wall = time.perf_counter() - started  # for the ETA: an embeddings cell's cost counts its share of the pass
         from ..metrics import classification_metrics
 
         metrics = classification_metrics(data.test["label"].to_numpy(), result.predictions)
@@ -100,7 +105,7 @@ def run_study(args: StudyArguments, argv: Sequence[str] | None = None) -> pathli
                         "gpu_memory_gib": result.gpu_memory_gib, "details": result.details,
                         "config": configs[cell.approach], "train_index": [int(i) for i in train.index]}
         grid.save_cell(folder, cell, stored[cell])
-        measured[cell.approach] = measured.get(cell.approach, 0.0) + result.seconds
+        measured[cell.approach] = measured.get(cell.approach, 0.0) + wall
         guessed[cell.approach] = guessed.get(cell.approach, 0.0) + estimate[cell]
         bar.update(1)
     bar.set_postfix_str("done")

@@ -9,8 +9,8 @@ refits, so the interval shows how much the training samples alone move the estim
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -79,26 +79,45 @@ def power_law(n, a: float, b: float, c: float):
     return a - b * np.power(np.asarray(n, dtype=float), -c)
 
 
-def fit_power_law(sizes, scores) -> tuple[float, float, float] | None:
-    """(a, b, c) by least squares (scipy's curve_fit), c fixed at FIXED_C with fewer than 3 sizes; None if it fails."""
-    from scipy.optimize import curve_fit
+C_GRID = np.geomspace(0.05, 3.0, 400)  # the exponents the fit tries
 
+
+def fit_power_law(sizes, scores) -> tuple[float, float, float] | None:
+    """(a, b, c) of F1(n) = a - b * n^(-c) by least squares with 0 <= a <= 1 and b >= 0; c fixed at FIXED_C with
+    fewer than 3 sizes; None with fewer than 2 sizes.
+
+    For each c on C_GRID, a and b have a closed form (a two-variable least squares whose constraints are
+    checked face by face); the c with the smallest squared error wins. Exact up to the grid's step, fast enough
+    for hundreds of bootstrap refits, and the same on every machine.
+    """
     sizes, scores = np.asarray(sizes, dtype=float), np.asarray(scores, dtype=float)
     if len(set(sizes)) < 2:
         return None
-    top = float(min(1.0, scores.max() + 0.05))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an undetermined covariance is expected with few points
-        try:
-            if len(set(sizes)) < 3:
-                (a, b), _ = curve_fit(lambda n, a, b: power_law(n, a, b, FIXED_C), sizes, scores, p0=(top, 1.0),
-                                      bounds=([0.0, 0.0], [1.0, 1e4]), maxfev=20000)
-                return float(a), float(b), FIXED_C
-            (a, b, c), _ = curve_fit(power_law, sizes, scores, p0=(top, 1.0, FIXED_C),
-                                     bounds=([0.0, 0.0, 0.05], [1.0, 1e4, 3.0]), maxfev=20000)
-        except (RuntimeError, ValueError):
-            return None
-    return float(a), float(b), float(c)
+    return _fit(tuple(sizes), tuple(scores))
+
+
+@functools.lru_cache(maxsize=4096)
+def _fit(sizes: tuple, scores: tuple) -> tuple[float, float, float]:
+    n, y = np.array(sizes), np.array(scores)
+    cs = np.array([FIXED_C]) if len(set(sizes)) < 3 else C_GRID
+    x = n[None, :] ** -cs[:, None]                      # one row per c
+    mx, my = x.mean(axis=1, keepdims=True), y.mean()
+    vx = ((x - mx) ** 2).mean(axis=1)
+    b_free = -((x - mx) * (y - my)).mean(axis=1) / vx   # unconstrained y = a - b x
+    a_free = my + b_free * mx[:, 0]
+    sxx = (x * x).sum(axis=1)
+    candidates = [(a_free, b_free),                                                     # inside
+                  (np.full_like(vx, np.clip(my, 0, 1)), np.zeros_like(vx)),             # b = 0
+                  (np.ones_like(vx), np.maximum(0, ((1 - y) * x).sum(axis=1) / sxx)),   # a = 1
+                  (np.zeros_like(vx), np.maximum(0, (-y * x).sum(axis=1) / sxx))]       # a = 0
+    best = (np.inf, 0.0, 0.0, FIXED_C)
+    for a, b in candidates:
+        feasible = (a >= 0) & (a <= 1) & (b >= 0)
+        sse = np.where(feasible, ((a[:, None] - b[:, None] * x - y) ** 2).sum(axis=1), np.inf)
+        i = int(np.argmin(sse))
+        if sse[i] < best[0]:
+            best = (float(sse[i]), float(a[i]), float(b[i]), float(cs[i]))
+    return best[1], best[2], best[3]
 
 
 def labels_for(params: tuple[float, float, float] | None, target: float) -> float:
@@ -114,14 +133,23 @@ def labels_for(params: tuple[float, float, float] | None, target: float) -> floa
 
 
 def _bootstrap_fits(points: pd.DataFrame, n_draws: int, seed: int) -> list:
-    """Refits with the seeds' scores drawn again with replacement within each size."""
+    """Refits with the seeds' scores drawn again with replacement within each size (cached: the fits table,
+    the band and the plot share them)."""
+    ordered = points.sort_values(["n_train", "seed"], kind="stable")
+    return _bootstrap(tuple(ordered["n_train"].astype(float)), tuple(ordered["f1_macro"].astype(float)), n_draws,
+                      seed)
+
+
+@functools.lru_cache(maxsize=64)
+def _bootstrap(sizes: tuple, scores: tuple, n_draws: int, seed: int) -> list:
     rng = np.random.default_rng(seed)
-    groups = [g["f1_macro"].to_numpy() for _, g in points.groupby("n_train")]
-    sizes = [np.full(len(g), n) for n, g in points.groupby("n_train")]
+    sizes, scores = np.array(sizes), np.array(scores)
+    groups = [scores[sizes == n] for n in np.unique(sizes)]
+    repeated = np.concatenate([sizes[sizes == n] for n in np.unique(sizes)])
     fits = []
     for _ in range(n_draws):
         drawn = [g[rng.integers(0, len(g), len(g))] for g in groups]
-        fits.append(fit_power_law(np.concatenate(sizes), np.concatenate(drawn)))
+        fits.append(fit_power_law(repeated, np.concatenate(drawn)))
     return fits
 
 
@@ -143,8 +171,7 @@ def fit_table(cells_frame: pd.DataFrame, target: float, have: int, seed: int) ->
                      "labels needed": needed, "needed: low": low, "needed: high": high,
                      "largest measured": largest, "labels you have": have,
                      "extrapolated": bool(not math.isnan(needed) and needed > EXTRAPOLATION_FACTOR * largest),
-                     "note": "" if params else ("one size only: no curve to fit" if points["n_train"].nunique() < 2
-                                                else "the fit did not converge")})
+                     "note": "" if params else "one size only: no curve to fit"})
     return pd.DataFrame(rows)
 
 

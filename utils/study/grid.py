@@ -165,7 +165,8 @@ def skipped_approaches(r: Resolved, data: StudyData) -> dict[str, str]:
 
 
 def train_rows(data: StudyData, cell: Cell) -> pd.DataFrame:
-    """The training sample of a cell: `size` rows of the train file, stratified, drawn with `seed` (utils.data.sample)."""
+    """The training sample of a cell: `size` rows of the train file, stratified, drawn with `seed`
+    (utils.data.sample)."""
     from ..data import sample
 
     if cell.size == 0:

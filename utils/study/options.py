@@ -40,11 +40,11 @@ class StudyArguments:
     min_size: int | None = field(default=None, **_help("the smallest training size (gpu/cpu: 100, ci: 12)"))
     max_size: int | None = field(default=None, **_help("the largest training size (default: the train file's rows)"))
     max_size_finetune: int | None = field(default=None, **_help(
-        "the largest size for the fine-tuned encoder and NLI, the slow ones (gpu: no cap, cpu: 1000, ci: 64)"))
+        "the largest size for the fine-tuned encoder and NLI, the slow ones (gpu: no cap, cpu: 1000, ci: 24)"))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], **_help(
         "one training sample per seed and size (at least 3, as in the paper)"))
     n_test: int | None = field(default=None, **_help(
-        "rows of the test file to score on, a fixed stratified sample (gpu: all, cpu: 1000, ci: 200)"))
+        "rows of the test file to score on, a fixed stratified sample (gpu: all, cpu: 1000, ci: 100)"))
     target: float | None = field(default=None, **_help(
         "the F1 macro to reach (default: the best approach's score at its largest size + 0.05)"))
     seconds_per_label: float = field(default=DEFAULT_SECONDS_PER_LABEL, **_help(
@@ -54,7 +54,8 @@ class StudyArguments:
     model: str | None = field(default=None, **_help("encoder to fine-tune (notebook 3's)"))
     nli_model: str | None = field(default=None, **_help("NLI model, zero-shot and fine-tuned (notebook 4's)"))
     epochs: int | None = field(default=None, **_help("epochs of the fine-tuned approaches (at least; see --min-steps)"))
-    min_steps: int | None = field(default=None, **_help("at least this many optimiser steps: small sizes get more epochs"))
+    min_steps: int | None = field(default=None, **_help(
+        "at least this many optimiser steps: small sizes get more epochs"))
     learning_rate: float | None = field(default=None, **_help("learning rate of the fine-tuned encoder"))
     nli_learning_rate: float | None = field(default=None, **_help("learning rate of the fine-tuned NLI model"))
     batch_size: int | None = field(default=None, **_help("texts (or NLI pairs) per optimiser step"))
@@ -82,8 +83,8 @@ def mode_settings():
         NLI_MODEL=by_mode(gpu="MoritzLaurer/deberta-v3-base-zeroshot-v2.0",
                           cpu="MoritzLaurer/xtremedistil-l6-h256-zeroshot-v1.1-all-33"),
         MIN_SIZE=by_mode(gpu=100, cpu=100, ci=12),
-        MAX_SIZE_FINETUNE=by_mode(gpu=0, cpu=1000, ci=64),  # 0: no cap
-        N_TEST=by_mode(gpu=0, cpu=1000, ci=200),  # 0: every row of the test file
+        MAX_SIZE_FINETUNE=by_mode(gpu=0, cpu=1000, ci=24),  # 0: no cap; ci: enough to check the code runs
+        N_TEST=by_mode(gpu=0, cpu=1000, ci=100),  # 0: every row of the test file
         EPOCHS=by_mode(gpu=4, cpu=4, ci=1),
         MIN_STEPS=by_mode(gpu=250, cpu=75, ci=3),
         LEARNING_RATE=by_mode(gpu=3e-5, cpu=5e-5, ci=1e-4),
@@ -147,7 +148,8 @@ def resolve(args: StudyArguments) -> Resolved:
         raise StudyError(f"--seconds-per-label {values.seconds_per_label}: give the seconds one label takes, e.g. 20.")
     for option in ("min_size", "batch_size", "epochs", "n_resamples", "min_group_rows"):
         if getattr(values, option) is not None and getattr(values, option) < 1:
-            raise StudyError(f"--{option.replace('_', '-')} {getattr(values, option)}: use a whole number of 1 or more.")
+            raise StudyError(f"--{option.replace('_', '-')} {getattr(values, option)}: use a whole number of 1 or "
+                             "more.")
     if values.sizes is not None and (not values.sizes or min(values.sizes) < 1):
         raise StudyError(f"--sizes {values.sizes}: give positive training sizes, e.g. --sizes 100 200 400.")
     return Resolved(values, mode, ids, paths, defaulted)

@@ -18,7 +18,6 @@ import pathlib
 import platform
 import shlex
 import shutil
-import sys
 import urllib.parse
 import urllib.request
 
@@ -68,7 +67,7 @@ def commands(folder: pathlib.Path, task: str, argv: list[str], mode: str) -> str
     return "\n".join([
         f"COURSE_MODE={mode} make study TASK={shlex.quote(task)}" + (f" STUDY_ARGS={shlex.quote(study_args)}"
                                                                       if argv else ""),
-        f"COURSE_MODE={mode} {shlex.join([sys.executable.rsplit('/', 1)[-1], '-m', 'utils.study', '--task', task, *argv])}",
+        f"COURSE_MODE={mode} " + shlex.join(["python", "-m", "utils.study", "--task", task, *argv]),
         f"COURSE_MODE={mode} make study REPLICATE={shlex.quote(str(folder))}"])
 
 
@@ -139,8 +138,9 @@ def replicate(folder: str, output_dir: str | None = None) -> int:
         path = local_data_path(entry["location"])
         found = sha256(path) if path.is_file() else "missing"
         if found != entry["sha256"]:
-            raise StudyError(f"The {entry['split']} data file {path} is {'missing' if found == 'missing' else 'changed'}"
-                             f" (SHA-256 {found}, the study used {entry['sha256']}). Replication needs the same data.")
+            state = "missing" if found == "missing" else f"changed (SHA-256 {found})"
+            raise StudyError(f"The {entry['split']} data file {path} is {state}; the study used SHA-256 "
+                             f"{entry['sha256']}. Replication needs the same data: put the original file back.")
     target = pathlib.Path(output_dir) if output_dir else folder_path.with_name(folder_path.name + "-replication")
     if target.exists():
         if not (target / "study.json").exists():

@@ -168,5 +168,5 @@ def _training_command(chosen: str, data, r, size: int) -> str:
         return (f"python -m utils.train_classifier --task {data.task_path} --model {r.model_ids['model']} "
                 f"--output-dir results/{data.task.name}-classifier --n-train {size} --epochs {r.epochs} "
                 f"--learning-rate {r.learning_rate}")
-    return (f"# {APPROACH_NAMES[chosen]}: notebook {'3' if chosen == 'tfidf' else '5' if chosen == 'embeddings' else '4'}"
-            f" with TASK={data.task_path} and N_TRAIN={size} trains it")
+    notebook = {"tfidf": "3", "embeddings": "5"}.get(chosen, "4")
+    return f"# {APPROACH_NAMES[chosen]}: notebook {notebook} with TASK={data.task_path} and N_TRAIN={size} trains it"
