@@ -163,3 +163,17 @@ def test_the_training_command_and_the_notebooks_share_one_run_key():
     assert train_classifier.run_identity is resume.run_identity
     identity = resume.run_identity("m", TASK, DATA, {"epochs": 1})
     assert identity["labels"] == list(TASK.labels) and json.loads(json.dumps(identity)) == identity
+
+
+def test_a_lora_config_gives_the_same_identity_in_every_process():
+    """peft keeps target_modules as a set, whose order changes with each process's hash seed: sorted in the key."""
+    import subprocess
+    import sys
+
+    code = ("import json; from peft import LoraConfig; from utils.resume import _plain; "
+            "print(json.dumps(LoraConfig(r=16, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'up_proj'])"
+            ".to_dict(), default=_plain, sort_keys=True))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+               for seed in (1, 2, 3)}
+    assert len(outputs) == 1

@@ -50,6 +50,13 @@ def data_sha256(splits: Mapping[str, pd.DataFrame]) -> str:
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
+def _plain(value: Any) -> Any:
+    """For json: a set as a sorted list (its order differs from one process to the next), anything else as text."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
 def run_identity(model: str, task, splits: Mapping[str, pd.DataFrame], recipe: Mapping[str, Any]) -> dict:
     """What makes a training run this run: the model, the task (its labels, in id order), the data and the recipe.
 
@@ -59,7 +66,7 @@ def run_identity(model: str, task, splits: Mapping[str, pd.DataFrame], recipe: M
     from .corpus_job import model_fingerprint
 
     return {**model_fingerprint(str(model)), "task": task.name, "labels": list(task.labels),
-            "data_sha256": data_sha256(splits), **json.loads(json.dumps(dict(recipe), default=str))}
+            "data_sha256": data_sha256(splits), **json.loads(json.dumps(dict(recipe), default=_plain))}
 
 
 def differences(old: Mapping, new: Mapping) -> list[str]:
@@ -218,7 +225,7 @@ class TrainingRun:
         identity = run_identity(model, task, data, {**recipe_of(trainer.args), **recipe})
         if hasattr(trainer.model, "peft_config"):  # LoRA: its rank, targets and scale shape the run too
             identity["peft"] = json.loads(json.dumps(
-                {k: v.to_dict() for k, v in trainer.model.peft_config.items()}, default=str))
+                {k: v.to_dict() for k, v in trainer.model.peft_config.items()}, default=_plain))
         if pathlib.Path(trainer.args.output_dir).resolve() != self.checkpoints.resolve():
             raise ValueError(f"TrainingArguments(output_dir={trainer.args.output_dir!r}) is not this run's "
                              f"checkpoint folder: pass output_dir=str(run.checkpoints) ({self.checkpoints}).")
