@@ -204,8 +204,8 @@ def check_job(output: pathlib.Path, job: dict, overwrite: bool) -> str:
     folder = work_dir(output)
     job_file = folder / JOB_FILE
     if output.is_dir():
-        raise CorpusError(f"--output {output} is a folder. Name a .csv or .parquet file to write, e.g. {output / 'labelled.parquet'}; "
-                          "--overwrite only ever replaces a file, never a folder.")
+        raise CorpusError(f"--output {output} is a folder. Name a .csv or .parquet file to write, e.g. "
+                          f"{output / 'labelled.parquet'}; --overwrite only ever replaces a file, never a folder.")
     if folder.exists() and not folder.is_dir():
         raise CorpusError(f"{folder} is a file; the job needs that name for its work folder. Rename it, or write to "
                           "another --output.")

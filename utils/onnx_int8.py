@@ -5,7 +5,7 @@ quantisation stores those weights as 8-bit integers (one scale per output channe
 each batch's activations on the fly (one scale per batch), so the products run as int8 arithmetic,
 about 3 times faster than fp32 here (AVX-512 VNNI) and faster on most CPUs. What it trades: weights
 and activations are rounded to 255 levels, so probabilities move, by 0.01 on average and up to about
-0.2 on real sentences (a text's batch-mates move them too), and a text whose two best labels are
+0.3 on real sentences (a text's batch-mates move them too), and a text whose two best labels are
 nearly tied may flip. utils.corpus_models labels those near-ties again in fp32;
 benchmarks/label_corpus_speed.py measures how many labels stay the same.
 
@@ -194,8 +194,12 @@ def load_int8_classifier(model: str, load_network, tokenizer, threads: int,
             logging.disable(logging.WARNING)
             try:
                 seconds = _export(load_network(), tokenizer, tmp)
+                (tmp / INFO_FILE).write_text(json.dumps({"model": model, "revision": model_revision(model),
+                                                         "options": OPTIONS, "seconds": round(seconds, 1)}, indent=2),
+                                             encoding="utf-8")
+                shutil.rmtree(folder, ignore_errors=True)
+                os.replace(tmp, folder)  # a reader sees a complete export or none
             except Exception as error:  # any exporter failure means "not this model": record why, fall back
-                shutil.rmtree(tmp, ignore_errors=True)
                 message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
                 reason = message if isinstance(error, Int8Unavailable) else \
                     f"{model} does not export to ONNX ({type(error).__name__}: {message})"
@@ -203,11 +207,11 @@ def load_int8_classifier(model: str, load_network, tokenizer, threads: int,
                     folder.mkdir(exist_ok=True)
                     (folder / FAILED_FILE).write_text(reason + "\n", encoding="utf-8")
                 raise Int8Unavailable(reason) from None
-            finally:
+            finally:  # also after Ctrl-C: no half export is left in the cache
                 logging.disable(logging.NOTSET)
-            (tmp / INFO_FILE).write_text(json.dumps({"model": model, "revision": model_revision(model),
-                                                     "options": OPTIONS, "seconds": round(seconds, 1)}, indent=2),
-                                         encoding="utf-8")
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)  # a reader sees a complete export or none
-    return Int8Classifier(folder / MODEL_FILE, threads)
+                shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        return Int8Classifier(folder / MODEL_FILE, threads)
+    except Exception as error:  # e.g. a cache file cut short by a full disk
+        raise Int8Unavailable(f"the cached int8 model in {folder} does not load ({type(error).__name__}); delete "
+                              "that folder to export it again") from None
