@@ -169,6 +169,19 @@ def test_replicate_reproduces_the_tables(military, capsys):
                                       b.drop(columns=[c for c in b if "seconds" in c or "minutes" in c]))
 
 
+def test_compare_tables_sees_equal_text_with_gaps_and_a_changed_number(tmp_path):
+    from utils.study.replicate import compare_tables
+
+    table = pd.DataFrame({"approach": ["tfidf", "nli"], "note": ["", "needs at least 2 smaller sizes"],
+                          "f1_macro": [0.5, 0.25], "seconds": [1.0, 2.0]})
+    for name, frame in [("a", table), ("b", table.assign(seconds=[9.0, 9.0])), ("c", table.assign(f1_macro=[0.5, 0.3]))]:
+        (tmp_path / name / "tables").mkdir(parents=True)
+        frame.to_csv(tmp_path / name / "tables" / "back_test.csv", index=False)
+    assert compare_tables(tmp_path / "a", tmp_path / "b", 1e-9) == []  # timing columns do not count
+    assert compare_tables(tmp_path / "a", tmp_path / "c", 1e-9) == [
+        "back_test.csv, column 'f1_macro', row 1: 0.25 vs 0.3"]
+
+
 def test_replicate_refuses_changed_data(military, tmp_path, capsys):
     copy = tmp_path / "study"
     shutil.copytree(military, copy)

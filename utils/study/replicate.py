@@ -108,10 +108,10 @@ def compare_tables(original: pathlib.Path, again: pathlib.Path, tolerance: float
             if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
                 same = np.isclose(x.to_numpy(float), y.to_numpy(float), rtol=0, atol=tolerance, equal_nan=True)
             else:
-                same = (x.astype(str) == y.astype(str)).to_numpy()
+                same = ((x.astype(str) == y.astype(str)) | (x.isna() & y.isna())).to_numpy()  # NA == NA here
             if not same.all():
                 row = int(np.argmin(same))
-                problems.append(f"{path.name}, column {column!r}, row {row}: {x.iloc[row]!r} vs {y.iloc[row]!r}")
+                problems.append(f"{path.name}, column {column!r}, row {row}: {x.iloc[row]} vs {y.iloc[row]}")
     return problems
 
 
