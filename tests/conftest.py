@@ -10,9 +10,10 @@ The markers are registered in pytest.ini.
 
 Two tiers (see CONTRIBUTING.md): `make test` runs every test not marked `full` (units, browser
 tests, every notebook once in ci mode); `make test-all` runs them all. Both spread the tests over
-pytest-xdist workers with `--dist loadgroup`: each test file is one group (its tests ran one after
-the other when they were written, and some share a module-scoped fixture or server-side names), and
-each chained notebook setting is one group (in it, notebook 6 reads the file notebook 5 wrote). What
+pytest-xdist workers with `--dist loadgroup` and the scheduler below (worker_group): each test file is
+one group (its tests ran one after the other when they were written, and some share a module-scoped
+fixture or server-side names), and each chained notebook setting is one group (in it, notebook 6
+reads the file notebook 5 wrote). What
 workers would otherwise share is made theirs: the results log (COURSE_RESULTS_DIR, below), the
 notebook-run folders (one per setting, and one per notebook for the independent ci runs), and the
 hub fixture, built under a lock (tests/hub_fixture.py).
@@ -21,6 +22,7 @@ hub fixture, built under a lock (tests/hub_fixture.py).
 import importlib.util
 import os
 import pathlib
+import re
 import sys
 
 import pytest
@@ -48,14 +50,46 @@ def under_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
+def worker_group(nodeid: str) -> str:
+    """The group of tests that must run on one worker, one after the other, from a test's node id.
+
+    - A chained notebook setting of tests/test_notebook_runs.py (`gpu`, `cpu`, `ci-protectionism`, ...):
+      its notebooks share one results folder, and notebook 6 reads what notebook 5 saved.
+    - An independent ci run of a notebook (`ci-3_tune_bert`): a group of its own.
+    - Any other test: its file (its tests were written to run in order, and some share a module-scoped
+      fixture or names on the Argilla server).
+    The setting is the run id up to the notebook's name, which starts with its number: "gpu-fp32-3_tune_bert".
+    """
+    path = nodeid.split("::", 1)[0]
+    run = re.fullmatch(r".*test_notebook_runs\.py::test_notebook_run\[(.+?)-\d_.*\]", nodeid)
+    if run is None:
+        return path
+    return nodeid if run.group(1) == "ci" else f"notebook-runs-{run.group(1)}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own choice of scheduler
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Hand out whole groups (worker_group) to the workers, in collection order.
+
+    pytest-xdist's own `--dist loadgroup` groups by `xdist_group` marks by rewriting each test's node id,
+    which pytest 9 no longer lets it do (the id lives in `Node._id`): it silently spreads a group over
+    the workers. This scheduler groups by the node id as it is, which needs no rewriting.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CourseGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    return CourseGroups(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the tests for the xdist workers, longest groups first; mark gpu tests as not run when
-    there is no CUDA GPU (torch is imported only if one is collected)."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):  # a notebook run sets its own group (or none)
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-    # Work is handed out in collection order: the notebook runs (the longest items) go first, so that
+    """Put the longest tests first; mark gpu tests as not run when there is no CUDA GPU (torch is
+    imported only if one is collected)."""
+    # Groups are handed out in collection order: the notebook runs (the longest items) go first, so that
     # no worker is left with a long notebook at the end while the others wait.
     items.sort(key=lambda item: item.path.name != "test_notebook_runs.py")
     global _no_cuda

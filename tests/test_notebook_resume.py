@@ -77,7 +77,6 @@ def _final_metrics(results: pathlib.Path, notebook: str, approach: str) -> pd.Da
 
 
 @pytest.mark.full
-@pytest.mark.xdist_group("resume")  # one worker: each test runs its notebook three times in folders of its own
 @pytest.mark.parametrize("setting", ["ci", "gpu"])
 @pytest.mark.parametrize("notebook", list(TRAININGS))
 def test_a_killed_notebook_training_resumes_and_ends_as_an_uninterrupted_one(notebook, setting, request):

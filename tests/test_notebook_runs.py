@@ -120,14 +120,14 @@ RUNS += [("ci-protectionism-fresh-4_tune_bert_nli", "ci-protectionism-fresh", "4
 # each notebook runs on a Colab runtime of its own: no run depends on another, so they spread over the
 # workers. The other settings chain their notebooks in one folder (notebook 6 reads what notebook 5
 # saved, notebook 7 compares with notebook 3's row): each such setting is one group, run in order on one
-# worker. They are the full tier (`make test-all`, marked `full`).
+# worker (tests/conftest.py, worker_group, reads the setting from the run id). They are the full tier
+# (`make test-all`, marked `full`).
 INDEPENDENT = "ci"
 
 
 def run_param(run_id: str, setting: str, notebook: str, extra: dict[str, str]):
-    """One RUNS entry as a pytest parameter, with its tier and its xdist group."""
-    group = run_id if setting == INDEPENDENT else f"notebook-runs-{setting}"
-    marks = [pytest.mark.xdist_group(group)] + ([] if setting == INDEPENDENT else [pytest.mark.full])
+    """One RUNS entry as a pytest parameter, with its tier."""
+    marks = [] if setting == INDEPENDENT else [pytest.mark.full]
     return pytest.param(run_id, setting, notebook, extra, marks=marks, id=run_id)
 
 
