@@ -17,6 +17,9 @@ import time
 
 import pytest
 
+# The hub fixture serves the gpu/cpu-setting notebook runs, which are the full tier: so are its own tests.
+pytestmark = pytest.mark.full
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import hub_fixture as hf  # noqa: E402  (tests/ has no __init__.py)
 

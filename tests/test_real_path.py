@@ -19,6 +19,9 @@ import textwrap
 
 import pytest
 
+# The real gpu/cpu code paths against the hub fixture, like the gpu/cpu-setting notebook runs: the full tier.
+pytestmark = pytest.mark.full
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 

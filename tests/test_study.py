@@ -26,6 +26,11 @@ SMALL = ["--sizes", "12", "24", "48", "--seeds", "0", "1", "2", "--n-resamples",
 TABLES = ["cells", "learning_curve", "fits", "back_test", "cost", "groups", "confusion", "per_class"]
 
 
+# Whole studies (each runs every approach over a grid): the full tier, `make test-all`. The quick tier keeps
+# the fit, the table comparison, the dry run, the bad-input errors and the make target.
+FULL = pytest.mark.full
+
+
 @pytest.fixture(scope="module")
 def military(tmp_path_factory) -> pathlib.Path:
     """The built-in task with the cheap approaches (zero-shot NLI included)."""
@@ -48,6 +53,7 @@ def read(folder: pathlib.Path, table: str) -> pd.DataFrame:
     return pd.read_csv(folder / "tables" / f"{table}.csv")
 
 
+@FULL
 @pytest.mark.parametrize("which", ["military", "example"])
 def test_study_writes_every_part(which, request):
     folder = request.getfixturevalue(which)
@@ -97,6 +103,7 @@ def test_study_writes_every_part(which, request):
     assert "Back-test: fitted on sizes 12, 24 only" in methods
 
 
+@FULL
 def test_the_military_study_sets_the_papers_figures_beside_ours(military):
     paper = read(military, "paper")
     reference = pd.read_csv(ROOT / "data" / "paper_reference.csv")
@@ -110,6 +117,7 @@ def test_the_military_study_sets_the_papers_figures_beside_ours(military):
     assert (paper.loc[paper["approach"] == "tfidf", "ours: how"] == "fitted curve (extrapolated)").all()
 
 
+@FULL
 def test_the_model_card_has_model_index_yaml(example):
     import yaml
 
@@ -125,6 +133,7 @@ def test_the_model_card_has_model_index_yaml(example):
     assert result["dataset"]["split"] == "test" and "base_model" not in meta  # ci: a stand-in, no hub base model
 
 
+@FULL
 def test_the_encoder_ran_once_at_its_tiniest_setting(example):
     cells = read(example, "cells")
     encoder = cells[cells["approach"] == "encoder"]
@@ -133,6 +142,7 @@ def test_the_encoder_ran_once_at_its_tiniest_setting(example):
     assert stored["details"]["epochs"] == 1 and stored["details"]["max_length"] <= 32
 
 
+@FULL
 def test_report_html_opens_offline_in_the_browser(example):
     if not shutil.which(CHROMIUM):
         pytest.fail(f"the report test needs {CHROMIUM} (apt-get install chromium)")
@@ -159,6 +169,7 @@ def test_report_html_opens_offline_in_the_browser(example):
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
 
 
+@FULL
 def test_replicate_reproduces_the_tables(military, capsys):
     assert main(["--replicate", str(military)]) == 0
     assert "Reproduced: the" in capsys.readouterr().out
@@ -182,6 +193,7 @@ def test_compare_tables_sees_equal_text_with_gaps_and_a_changed_number(tmp_path)
         "back_test.csv, column 'f1_macro', row 1: 0.25 vs 0.3"]
 
 
+@FULL
 def test_replicate_refuses_changed_data(military, tmp_path, capsys):
     copy = tmp_path / "study"
     shutil.copytree(military, copy)
@@ -192,6 +204,7 @@ def test_replicate_refuses_changed_data(military, tmp_path, capsys):
     assert "changed" in capsys.readouterr().err
 
 
+@FULL
 def test_an_interrupted_study_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     import utils.study.cli as cli
 
