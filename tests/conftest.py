@@ -55,12 +55,15 @@ def worker_group(nodeid: str) -> str:
 
     - A chained notebook setting of tests/test_notebook_runs.py (`gpu`, `cpu`, `ci-protectionism`, ...):
       its notebooks share one results folder, and notebook 6 reads what notebook 5 saved.
-    - An independent ci run of a notebook (`ci-3_tune_bert`): a group of its own.
+    - An independent ci run of a notebook (`ci-3_tune_bert`), or a kill-and-resume test of one
+      (tests/test_notebook_resume.py, each in folders of its own): a group of its own.
     - Any other test: its file (its tests were written to run in order, and some share a module-scoped
       fixture or names on the Argilla server).
     The setting is the run id up to the notebook's name, which starts with its number: "gpu-fp32-3_tune_bert".
     """
     path = nodeid.split("::", 1)[0]
+    if path.endswith("test_notebook_resume.py"):
+        return nodeid
     run = re.fullmatch(r".*test_notebook_runs\.py::test_notebook_run\[(.+?)-\d_.*\]", nodeid)
     if run is None:
         return path
@@ -91,7 +94,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     imported only if one is collected)."""
     # Groups are handed out in collection order: the notebook runs (the longest items) go first, so that
     # no worker is left with a long notebook at the end while the others wait.
-    items.sort(key=lambda item: item.path.name != "test_notebook_runs.py")
+    items.sort(key=lambda item: item.path.name not in ("test_notebook_resume.py", "test_notebook_runs.py"))
     global _no_cuda
     gpu_items = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu_items:

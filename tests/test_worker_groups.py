@@ -21,3 +21,9 @@ def test_a_chained_setting_is_one_group_and_each_ci_run_its_own() -> None:
 def test_other_tests_are_grouped_by_file() -> None:
     assert worker_group("tests/test_task.py::test_a[x-1_y]") == "tests/test_task.py"
     assert worker_group("tests/test_task.py::test_b") == worker_group("tests/test_task.py::test_c")
+
+
+def test_each_kill_and_resume_test_is_a_group_of_its_own() -> None:
+    a = "tests/test_notebook_resume.py::test_a_killed_notebook_training_resumes_and_ends_as_an_uninterrupted_one[3_tune_bert-ci]"
+    b = a.replace("3_tune_bert-ci", "7_tune_generative_llm-gpu")
+    assert worker_group(a) != worker_group(b)
