@@ -82,6 +82,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    # In collection order (the longest first, see pytest_collection_modifyitems): by default xdist hands out
+    # the groups with the most tests first, which left the single-test notebook runs, the longest, to the end.
+    config.option.loadscopereorder = False
+
     class CourseGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid)
