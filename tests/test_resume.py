@@ -11,26 +11,15 @@ import pytest
 import torch
 import transformers
 from datasets import Dataset
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel,
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                           DataCollatorWithPadding, Trainer, TrainingArguments)
 
 import utils
-from utils import modes, resume
+from utils import resume
 
 
 class _Killed(Exception):
     """Stands for the kernel dying right after a checkpoint was written."""
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    tokenizer = AutoTokenizer.from_pretrained(modes.encoder_stand_in())
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture

@@ -130,27 +130,6 @@ class _Killed(Exception):
     """Stands for the machine going away right after the first checkpoint was written."""
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory) -> str:
-    """A BERT with one layer of width 16, randomly initialised once, and the ci stand-in's tokenizer.
-
-    What these tests check (which run may resume, seeding) does not depend on the model's size;
-    with this one a training step takes milliseconds instead of seconds.
-    """
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from utils import modes
-
-    folder = tmp_path_factory.mktemp("tiny-encoder")
-    tokenizer = AutoTokenizer.from_pretrained(modes.encoder_stand_in())
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32, max_position_embeddings=64)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture
 def in_process(tmp_path, monkeypatch, tiny_encoder):
     """The command run in this process (no interpreter to start) in ci mode, on the tiny encoder."""
